@@ -1,0 +1,130 @@
+"""Base dataset for self-supervised depth: workers decode, resize and flip; nothing else.
+
+Batch schema (one item; the DataLoader stacks them):
+    ("color", <frame_id>)  uint8 [3, height, width] for each frame id (0, -1, 1, ... and "s" for stereo),
+                           already resized to the training resolution and flipped when ``flip`` is set
+    "K"                    float32 [4, 4] *normalised* intrinsics (fx/W, fy/H, cx/W, cy/H) of frame 0,
+                           with cx mirrored when flipped
+    "stereo_T"             float32 [4, 4] transform to the other stereo camera (baseline in training units)
+    "flip"                 bool tensor, whether the sample was mirrored
+    "index"                int64 index in the split
+    "depth_gt"             float32 [1, H_gt, W_gt] (only with ``load_depth``), never flipped
+The device side (``monodepth2_geopt.batch.prepare_batch``) turns this into Monodepth2's keys
+("color", f, s), ("color_aug", f, 0), ("K", s), ("inv_K", s): float conversion, the scale pyramid and the
+colour augmentation (identical for every frame of a sample) run on the GPU.
+"""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from monodepth2_geopt.errors import InputError
+from monodepth2_geopt.splits import parse_split_line
+
+KITTI_NORMALISED_K = (0.58, 1.92, 0.5, 0.5)
+
+
+def pil_loader(path: str) -> Image.Image:
+    """Open an image as RGB; missing and unreadable files raise errors that name the file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"image {path} does not exist (check --data_path, the split file and --png)")
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except Exception as err:
+        raise InputError(f"image {path} is corrupt or not an image ({type(err).__name__}: {err}); "
+                         "re-extract it or remove its line from the split file") from None
+
+
+def to_uint8_tensor(img: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+
+
+class MonoDataset(Dataset):
+    """Superclass for monocular (and stereo) frame datasets in Monodepth2's split format.
+
+    Args keep Monodepth2's order; ``num_scales`` is accepted for compatibility (the pyramid is built on the
+    device). ``intrinsics`` are normalised (fx, fy, cx, cy); ``load_depth`` adds ``depth_gt``.
+    """
+
+    full_res_shape = (1242, 375)  # (width, height) of the ground truth used for monitoring
+
+    def __init__(self, data_path, filenames, height, width, frame_idxs, num_scales=4, is_train=False,
+                 img_ext=".jpg", intrinsics=None, load_depth=False, stereo_baseline=0.1):
+        super().__init__()
+        if height % 32 or width % 32:
+            raise InputError(f"--height {height} and --width {width} must both be multiples of 32")
+        if len(filenames) == 0:
+            raise InputError("the split is empty: the split file has no lines")
+        self.data_path = str(data_path)
+        self.filenames = list(filenames)
+        self.height, self.width = height, width
+        self.frame_idxs = list(frame_idxs)
+        self.num_scales = num_scales
+        self.is_train = is_train
+        self.img_ext = img_ext
+        fx, fy, cx, cy = intrinsics if intrinsics is not None else KITTI_NORMALISED_K
+        self.K = np.array([[fx, 0, cx, 0], [0, fy, cy, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float32)
+        self.load_depth = load_depth
+        self.stereo_baseline = stereo_baseline
+        self.resample = Image.Resampling.LANCZOS
+        self.loader = pil_loader
+
+    def __len__(self):
+        return len(self.filenames)
+
+    # --- to be provided by subclasses ---------------------------------------------------------------
+    def get_image_path(self, folder: str, frame_index: int, side: str | None) -> str:
+        raise NotImplementedError
+
+    def get_depth(self, folder: str, frame_index: int, side: str | None, do_flip: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def check_depth(self) -> bool:
+        return False
+
+    def other_side(self, side):
+        return {"r": "l", "l": "r", "2": "3", "3": "2"}[side]
+
+    # ------------------------------------------------------------------------------------------------
+    def load_color(self, folder, frame_index, side, do_flip) -> torch.Tensor:
+        img = self.loader(self.get_image_path(folder, frame_index, side))
+        if img.size != (self.width, self.height):
+            img = img.resize((self.width, self.height), self.resample)
+        if do_flip:
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return to_uint8_tensor(img)
+
+    def __getitem__(self, index):
+        folder, frame_index, side = parse_split_line(self.filenames[index])
+        do_flip = self.is_train and random.random() > 0.5
+        inputs = {}
+        for i in self.frame_idxs:
+            if i == "s":
+                if side is None:
+                    raise InputError(f"split line {self.filenames[index]!r} has no side (l/r) but stereo "
+                                     "training needs one")
+                inputs[("color", i)] = self.load_color(folder, frame_index, self.other_side(side), do_flip)
+            else:
+                inputs[("color", i)] = self.load_color(folder, frame_index + i, side, do_flip)
+        K = self.K.copy()
+        if do_flip:
+            K[0, 2] = 1.0 - K[0, 2]
+        inputs["K"] = torch.from_numpy(K)
+        if "s" in self.frame_idxs:
+            stereo_T = np.eye(4, dtype=np.float32)
+            baseline_sign = -1 if do_flip else 1
+            side_sign = -1 if side in ("l", "2") else 1
+            stereo_T[0, 3] = side_sign * baseline_sign * self.stereo_baseline
+            inputs["stereo_T"] = torch.from_numpy(stereo_T)
+        if self.load_depth:
+            depth = self.get_depth(folder, frame_index, side, False)
+            inputs["depth_gt"] = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[None]
+        inputs["flip"] = torch.tensor(do_flip)
+        inputs["index"] = torch.tensor(index)
+        return inputs

@@ -1,0 +1,216 @@
+"""Checkpoint I/O in Monodepth2's layout, written atomically, read strictly with clear errors.
+
+Layout: ``<log_dir>/<model_name>/models/weights_<epoch>/{encoder,depth,pose_encoder,pose,adam}.pth``;
+``encoder.pth`` is the encoder state dict plus the metadata keys ``height``, ``width``, ``use_stereo``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from monodepth2_geopt.errors import InputError
+
+ENCODER_META_KEYS = ("height", "width", "use_stereo")
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module behind DDP / torch.compile wrappers."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def clean_state_dict(state: dict) -> dict:
+    """Strip DDP/compile prefixes from keys."""
+    out = {}
+    for k, v in state.items():
+        for p in _WRAPPER_PREFIXES:
+            while k.startswith(p):
+                k = k[len(p):]
+        out[k] = v
+    return out
+
+
+def atomic_save(obj, path: str | os.PathLike) -> None:
+    """torch.save to a temporary file in the same folder, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_text(text: str, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def save_weights_folder(folder: str | os.PathLike, models: dict[str, nn.Module],
+                        optimizer: torch.optim.Optimizer | None = None, encoder_meta: dict | None = None,
+                        optimizer_name: str = "adam", extra: dict | None = None) -> Path:
+    """Write ``<name>.pth`` per model (+ ``adam.pth``) into ``folder`` atomically.
+
+    Everything is written into a temporary sibling folder which then replaces ``folder``, so a crash never
+    leaves a mix of old and new files. ``encoder_meta`` (height, width, use_stereo) goes into encoder.pth.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    os.chmod(tmp, 0o755)
+    try:
+        for name, model in models.items():
+            state = clean_state_dict(unwrap(model).state_dict())
+            if name == "encoder" and encoder_meta:
+                state.update(encoder_meta)
+            torch.save(state, tmp / f"{name}.pth")
+        if optimizer is not None:
+            torch.save(optimizer.state_dict(), tmp / f"{optimizer_name}.pth")
+        for name, obj in (extra or {}).items():
+            torch.save(obj, tmp / f"{name}.pth")
+        old = None
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def load_state_file(path: str | os.PathLike) -> tuple[dict, dict]:
+    """Read a ``.pth`` state dict; returns (tensors, metadata) with Monodepth2's metadata keys separated."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"checkpoint file {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # corrupt or not a torch file
+        raise InputError(f"cannot read checkpoint {path} ({type(err).__name__}: {err}); "
+                         "is it a complete PyTorch state dict?") from None
+    if not isinstance(state, dict):
+        raise InputError(f"checkpoint {path} does not hold a state dict")
+    meta = {k: state[k] for k in ENCODER_META_KEYS if k in state}
+    tensors = clean_state_dict({k: v for k, v in state.items() if k not in ENCODER_META_KEYS})
+    return tensors, meta
+
+
+def infer_resnet_layers(state: dict, prefix: str = "encoder.") -> int | None:
+    """The ResNet depth (18/34/50/101/152) a state dict was saved from, from its block counts."""
+    def count(layer):
+        idx = {k[len(prefix):].split(".")[1] for k in state if k.startswith(f"{prefix}{layer}.")}
+        return len(idx)
+    counts = tuple(count(f"layer{i}") for i in range(1, 5))
+    bottleneck = any(k.startswith(f"{prefix}layer1.0.conv3") for k in state)
+    table = {(2, 2, 2, 2, False): 18, (3, 4, 6, 3, False): 34, (3, 4, 6, 3, True): 50,
+             (3, 4, 23, 3, True): 101, (3, 8, 36, 3, True): 152}
+    return table.get(counts + (bottleneck,))
+
+
+def describe_encoder(state: dict, prefix: str = "encoder.") -> str:
+    layers = infer_resnet_layers(state, prefix)
+    w = state.get(f"{prefix}conv1.weight")
+    n_img = w.shape[1] // 3 if w is not None else None
+    if layers is None:
+        return "not a ResNet encoder"
+    return f"a ResNet-{layers} encoder" + (f" on {n_img} stacked images" if n_img and n_img > 1 else "")
+
+
+def load_into(model: nn.Module, path: str | os.PathLike, what: str = "model", strict: bool = True) -> dict:
+    """Load a state-dict file into ``model``; mismatches become one clear InputError.
+
+    Returns the file's metadata (e.g. height/width/use_stereo of encoder.pth).
+    """
+    state, meta = load_state_file(path)
+    target = unwrap(model)
+    own = target.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shape = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if strict and (missing or unexpected or shape):
+        hint = ""
+        if any(k.startswith("encoder.") for k in own):
+            hint = f" The file holds {describe_encoder(state)}; this run builds {describe_encoder(own)}."
+            if infer_resnet_layers(state) not in (None, infer_resnet_layers(own)):
+                hint += f" Pass --num_layers {infer_resnet_layers(state)}."
+        detail = []
+        if missing:
+            detail.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if shape:
+            k = shape[0]
+            detail.append(f"{len(shape)} of another shape (e.g. {k}: {tuple(state[k].shape)} in the file, "
+                          f"{tuple(own[k].shape)} here)")
+        raise InputError(f"{path} does not fit the {what}: {', '.join(detail)}.{hint}")
+    target.load_state_dict({k: v for k, v in state.items() if k in own}, strict=strict)
+    return meta
+
+
+def save_options(opt, models_dir: str | os.PathLike, derived: dict | None = None) -> None:
+    """Write ``opt.json`` (all options as given) and ``command.txt`` (the command line)."""
+    models_dir = Path(models_dir)
+    atomic_write_text(json.dumps(dict(vars(opt), **({"derived": derived} if derived else {})), indent=2,
+                                 default=str), models_dir / "opt.json")
+    atomic_write_text(" ".join([os.path.basename(sys.executable)] + sys.argv) + "\n", models_dir / "command.txt")
+
+
+def load_depth_model(weights_folder: str | os.PathLike, device: torch.device | str = "cpu",
+                     scales=range(4)) -> tuple[nn.Module, nn.Module, dict]:
+    """Build encoder + depth decoder from a weights folder; the ResNet depth and input size come from the file.
+
+    Returns (encoder, depth_decoder, meta) with meta holding height, width, use_stereo and num_layers.
+    """
+    from networks import DepthDecoder, ResnetEncoder
+
+    folder = Path(weights_folder)
+    if not folder.is_dir():
+        raise InputError(f"weights folder {folder} does not exist (pass --load_weights_folder "
+                         "<log_dir>/<model_name>/models/weights_<epoch>)")
+    for name in ("encoder.pth", "depth.pth"):
+        if not (folder / name).is_file():
+            raise InputError(f"{folder} has no {name}: is it a depth weights folder "
+                             "(models/weights_<epoch> written by train.py)?")
+    state, meta = load_state_file(folder / "encoder.pth")
+    num_layers = infer_resnet_layers(state)
+    if num_layers is None:
+        raise InputError(f"{folder / 'encoder.pth'} is not a ResNet depth encoder ({describe_encoder(state)})")
+    encoder = ResnetEncoder(num_layers, False)
+    load_into(encoder, folder / "encoder.pth", "depth encoder")
+    decoder = DepthDecoder(encoder.num_ch_enc, scales)
+    load_into(decoder, folder / "depth.pth", "depth decoder")
+    meta = dict(meta, num_layers=num_layers)
+    for key in ("height", "width"):
+        if key in meta:
+            meta[key] = int(meta[key])
+    return encoder.to(device).eval(), decoder.to(device).eval(), meta

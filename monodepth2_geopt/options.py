@@ -1,0 +1,133 @@
+"""Command-line options: every Monodepth2 option with its name and default, plus this fork's additions.
+
+One parser for all scripts (train, evaluate, pretrain_flow). The parsed Namespace is treated as read-only:
+derived values live on the objects that use them.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class MonodepthOptions:
+    def __init__(self, description: str = "Monodepth2-GeoPt options"):
+        p = self.parser = argparse.ArgumentParser(description=description)
+        a = p.add_argument
+
+        g = p.add_argument_group("PATHS")
+        g.add_argument("--data_path", type=str, default=os.path.join(REPO_ROOT, "kitti_data"),
+                       help="path to the training data")
+        g.add_argument("--log_dir", type=str, default=os.path.join(os.path.expanduser("~"), "tmp"),
+                       help="log directory; the run goes in <log_dir>/<model_name>")
+
+        g = p.add_argument_group("TRAINING options")
+        g.add_argument("--model_name", type=str, default="mdp", help="the name of the folder to save the model in")
+        g.add_argument("--split", type=str, default="eigen_zhou",
+                       help="a split name under splits/ (eigen_zhou, eigen_full, odom, benchmark, or your own) "
+                            "or a path to a folder holding train_files.txt and val_files.txt")
+        g.add_argument("--num_layers", type=int, default=18, choices=[18, 34, 50, 101, 152],
+                       help="number of resnet layers")
+        g.add_argument("--dataset", type=str, default="kitti", choices=["kitti", "kitti_odom", "kitti_depth"],
+                       help="dataset to train on")
+        g.add_argument("--png", action="store_true", help="if set, trains from raw KITTI png files (instead of jpgs)")
+        g.add_argument("--height", type=int, default=192, help="input image height (multiple of 32)")
+        g.add_argument("--width", type=int, default=640, help="input image width (multiple of 32)")
+        g.add_argument("--disparity_smoothness", type=float, default=1e-3, help="disparity smoothness weight")
+        g.add_argument("--scales", nargs="+", type=int, default=[0, 1, 2, 3], help="scales used in the loss")
+        g.add_argument("--min_depth", type=float, default=0.1, help="minimum depth")
+        g.add_argument("--max_depth", type=float, default=100.0, help="maximum depth")
+        g.add_argument("--use_stereo", action="store_true", help="if set, uses stereo pair for training")
+        g.add_argument("--frame_ids", nargs="+", type=int, default=[0, -1, 1], help="frames to load (first must be 0)")
+        g.add_argument("--intrinsics", nargs=4, type=float, default=None, metavar=("FX", "FY", "CX", "CY"),
+                       help="normalised intrinsics of your own data (fx/width, fy/height, cx/width, cy/height); "
+                            "default: Monodepth2's KITTI values 0.58 1.92 0.5 0.5")
+        g.add_argument("--stereo_baseline", type=float, default=0.1,
+                       help="stereo baseline used for the 's' frame in training units (Monodepth2: 0.1, i.e. "
+                            "KITTI's 0.54 m / 5.4)")
+
+        g = p.add_argument_group("OPTIMIZATION options")
+        g.add_argument("--batch_size", type=int, default=12, help="batch size")
+        g.add_argument("--learning_rate", type=float, default=1e-4, help="learning rate")
+        g.add_argument("--num_epochs", type=int, default=20, help="number of epochs")
+        g.add_argument("--scheduler_step_size", type=int, default=15,
+                       help="epochs at the initial learning rate before it is multiplied by 0.1")
+        g.add_argument("--seed", type=int, default=None, help="random seed (default: not seeded)")
+
+        g = p.add_argument_group("ABLATION options")
+        g.add_argument("--v1_multiscale", action="store_true", help="if set, uses monodepth v1 multiscale")
+        g.add_argument("--avg_reprojection", action="store_true", help="if set, uses average reprojection loss")
+        g.add_argument("--disable_automasking", action="store_true", help="if set, doesn't do auto-masking")
+        g.add_argument("--predictive_mask", action="store_true",
+                       help="if set, uses a predictive masking scheme as in Zhou et al (needs --disable_automasking)")
+        g.add_argument("--no_ssim", action="store_true", help="if set, disables ssim in the loss")
+        g.add_argument("--weights_init", type=str, default="pretrained", choices=["pretrained", "scratch"],
+                       help="pretrained (ImageNet, from the local torch cache) or scratch")
+        g.add_argument("--pose_model_input", type=str, default="pairs", choices=["pairs", "all"],
+                       help="how many images the pose network gets")
+        g.add_argument("--pose_model_type", type=str, default="separate_resnet",
+                       choices=["posecnn", "separate_resnet", "shared"], help="normal or shared")
+
+        g = p.add_argument_group("SYSTEM options")
+        g.add_argument("--no_cuda", action="store_true", help="if set disables CUDA")
+        g.add_argument("--num_workers", type=int, default=12, help="number of dataloader workers")
+        g.add_argument("--amp", type=str, default="auto", choices=["auto", "bf16", "off"],
+                       help="bf16 autocast: auto = on for CUDA, off on the CPU")
+        g.add_argument("--channels_last", type=str, default="auto", choices=["auto", "on", "off"],
+                       help="channels_last memory format: auto = on for CUDA")
+        g.add_argument("--compile", action="store_true", help="torch.compile the networks")
+
+        g = p.add_argument_group("LOADING options")
+        g.add_argument("--load_weights_folder", type=str, help="name of model to load")
+        g.add_argument("--models_to_load", nargs="+", type=str, default=["encoder", "depth", "pose_encoder", "pose"],
+                       help="models to load")
+        g.add_argument("--geopt_weights", type=str, default=None,
+                       help="Geometric Pretraining weights (a weights folder from pretrain_flow.py or its "
+                            "encoder.pth) loaded into the depth encoder before training")
+        g.add_argument("--geopt_pose", action="store_true",
+                       help="also initialise the pose encoder from the pretrained motion encoder")
+
+        g = p.add_argument_group("LOGGING options")
+        g.add_argument("--log_frequency", type=int, default=250, help="number of batches between each tensorboard log")
+        g.add_argument("--save_frequency", type=int, default=1, help="number of epochs between each save")
+        g.add_argument("--no_progress", action="store_true", help="disable the progress bar")
+
+        g = p.add_argument_group("EVALUATION options")
+        g.add_argument("--eval_stereo", action="store_true", help="if set evaluates in stereo mode")
+        g.add_argument("--eval_mono", action="store_true", help="if set evaluates in mono mode")
+        g.add_argument("--disable_median_scaling", action="store_true", help="if set disables median scaling")
+        g.add_argument("--pred_depth_scale_factor", type=float, default=1,
+                       help="if set multiplies predictions by this number")
+        g.add_argument("--ext_disp_to_eval", type=str, help="optional path to a .npy disparities file to evaluate")
+        g.add_argument("--eval_split", type=str, default="eigen",
+                       help="eigen, eigen_benchmark, benchmark, odom_9, odom_10, or a split folder path")
+        g.add_argument("--save_pred_disps", action="store_true", help="if set saves predicted disparities")
+        g.add_argument("--no_eval", action="store_true", help="if set disables evaluation")
+        g.add_argument("--eval_eigen_to_benchmark", action="store_true",
+                       help="if set assume we are loading eigen results from npy but we want to evaluate "
+                            "using the new benchmark")
+        g.add_argument("--eval_out_dir", type=str, help="if set will output the disparities to this folder")
+        g.add_argument("--post_process", action="store_true",
+                       help="if set will perform the flipping post processing from the original monodepth paper")
+        g.add_argument("--align", type=str, default="median", choices=["median", "lsqr"],
+                       help="mono alignment: per-image median scaling (Monodepth2) or least-squares scale and "
+                            "shift in disparity (NimbleD's eigen_benchmark protocol)")
+
+        g = p.add_argument_group("FLOW PRETRAINING options (pretrain_flow.py)")
+        g.add_argument("--latent_dim", type=int, default=128, help="size of the latent motion vector")
+        g.add_argument("--bottleneck_channels", type=int, default=32,
+                       help="channels of the narrow bottleneck on the deepest structure features")
+        g.add_argument("--motion_num_layers", type=int, default=18, choices=[18, 34, 50],
+                       help="resnet depth of the motion encoder")
+        g.add_argument("--frame_stride", type=int, default=1, help="frame stride of pretraining triplets")
+        g.add_argument("--flow_smoothness", type=float, default=1e-2, help="edge-aware flow smoothness weight")
+        g.add_argument("--flow_conditioning", type=str, default="concat", choices=["concat", "film"],
+                       help="how the latent motion vector enters the flow decoder")
+        g.add_argument("--flow_data", nargs="+", default=None, metavar="DIR[:WEIGHT]",
+                       help="extra pretraining sources mixed with --data_path, each DIR or DIR:WEIGHT")
+        g.add_argument("--flow_epoch_size", type=int, default=None,
+                       help="examples per pretraining epoch when sources are mixed (default: their total)")
+
+    def parse(self, args=None) -> argparse.Namespace:
+        return self.parser.parse_args(args)
