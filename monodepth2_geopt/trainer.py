@@ -202,12 +202,7 @@ class Trainer:
         self.bar.set_description(f"epoch {self.epoch + 1}/{self.opt.num_epochs}")
         for batch_idx, batch in enumerate(self.train_loader):
             before = time.time()
-            inputs = prepare_batch(batch, self.device, 4, augment=True, channels_last=self.channels_last,
-                                   generator=self.aug_generator)
-            outputs, losses = self.process_batch(inputs)
-            self.model_optimizer.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            self.model_optimizer.step()
+            inputs, outputs, losses = self.train_step(batch)
             self.bar.update(self.opt.batch_size * self.dist.world_size)
             early = batch_idx % self.opt.log_frequency == 0 and self.step < 2000
             late = self.step % 2000 == 0
@@ -218,6 +213,16 @@ class Trainer:
                 self.log_tb("train", inputs, outputs, losses)
                 self.val()
             self.step += 1
+
+    def train_step(self, batch):
+        """One optimisation step on a collated CPU batch; no host synchronisation."""
+        inputs = prepare_batch(batch, self.device, 4, augment=True, channels_last=self.channels_last,
+                               generator=self.aug_generator)
+        outputs, losses = self.process_batch(inputs)
+        self.model_optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        self.model_optimizer.step()
+        return inputs, outputs, losses
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)

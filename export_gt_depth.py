@@ -1,0 +1,30 @@
+"""Export a split's ground-truth depth maps to gt_depths.npz (Monodepth2's export_gt_depth.py)."""
+
+import argparse
+import sys
+
+from monodepth2_geopt.gt_depth import GT_SOURCES, SPLIT_GT_SOURCE, export_gt_depths
+from monodepth2_geopt.splits import resolve_split_dir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data_path", required=True, help="root of the KITTI raw data")
+    parser.add_argument("--split", required=True,
+                        help="eigen, eigen_benchmark, or a split folder with test_files.txt")
+    parser.add_argument("--output", help="output .npz (default: <split folder>/gt_depths.npz)")
+    parser.add_argument("--gt_source", choices=GT_SOURCES,
+                        help="velodyne scans or KITTI depth PNGs "
+                             "(default: depth_png for eigen_benchmark, velodyne otherwise)")
+    opt = parser.parse_args()
+    try:
+        split_dir = resolve_split_dir(opt.split)
+        source = opt.gt_source or SPLIT_GT_SOURCE.get(split_dir.name, "velodyne")
+        path = export_gt_depths(opt.data_path, split_dir, source, opt.output)
+    except (OSError, ValueError) as err:
+        sys.exit(f"error: {err}")
+    print(f"Saved {source} ground truth for {split_dir} to {path}")
+
+
+if __name__ == "__main__":
+    main()

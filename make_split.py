@@ -1,0 +1,30 @@
+"""Write train/val(/test) split lists for a folder tree in the KITTI raw layout."""
+
+import argparse
+import sys
+
+from monodepth2_geopt.splits import make_split
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data_path", required=True, help="root holding <date>/<drive>/image_02/data")
+    parser.add_argument("--out_dir", required=True, help="folder for train_files.txt etc.")
+    parser.add_argument("--frame_ids", nargs="+", type=int, default=[0, -1, 1],
+                        help="neighbours every kept frame needs")
+    parser.add_argument("--val_fraction", type=float, default=0.1, help="share of frames for val")
+    parser.add_argument("--test_fraction", type=float, default=0.0, help="share for test_files.txt")
+    parser.add_argument("--by_drive", action="store_true", help="split whole drives, not frames")
+    parser.add_argument("--stereo", action="store_true", help="add r lines where image_03 exists")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the split")
+    opt = parser.parse_args()
+    try:
+        lists = make_split(opt.data_path, opt.out_dir, opt.frame_ids, opt.val_fraction,
+                           opt.test_fraction, opt.by_drive, opt.stereo, opt.seed)
+    except (OSError, ValueError) as err:
+        sys.exit(f"error: {err}")
+    print(", ".join(f"{len(v)} {k}" for k, v in lists.items()) + f" lines written to {opt.out_dir}")
+
+
+if __name__ == "__main__":
+    main()

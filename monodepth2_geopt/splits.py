@@ -1,0 +1,302 @@
+"""Split lists: reading and parsing, locating split folders, downloading the published KITTI lists
+(checked against SHA-256 hashes) and making new train/val lists for any KITTI-raw-layout tree.
+
+Split line format (Monodepth2): `<folder> <frame_index> <side>`, e.g.
+`2011_09_26/2011_09_26_drive_0022_sync 473 r`, or `<folder> <frame_index>` (benchmark: `image 0`).
+"""
+
+import hashlib
+import os
+import random
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from urllib.error import URLError
+from urllib.request import urlopen
+from monodepth2_geopt.errors import InputError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SIDES = ("l", "r", "2", "3")
+
+MONODEPTH2_REPO = "nianticlabs/monodepth2"
+# Monodepth2 HEAD b676244 (2022-01-29); its splits/ are unchanged since the initial release.
+MONODEPTH2_COMMIT = "b676244e5a1ca55564eb5d16ab521a48f823af31"
+RAW_URL = "https://raw.githubusercontent.com/{repo}/{commit}/splits/{path}"
+
+# Published split lists, relative to splits/. The lists are Niantic's, so they are downloaded, not
+# committed. Hashes computed from the published files:
+#   cd splits && find . -type f | sort | xargs sha256sum
+PUBLISHED_SPLITS: dict[str, tuple[str, ...]] = {
+    "eigen": ("eigen/test_files.txt",),
+    "eigen_benchmark": ("eigen_benchmark/test_files.txt",),
+    "eigen_full": ("eigen_full/train_files.txt", "eigen_full/val_files.txt"),
+    "eigen_zhou": ("eigen_zhou/train_files.txt", "eigen_zhou/val_files.txt"),
+    "benchmark": ("benchmark/train_files.txt", "benchmark/val_files.txt",
+                  "benchmark/test_files.txt", "benchmark/eigen_to_benchmark_ids.npy"),
+    "odom": ("odom/train_files.txt", "odom/val_files.txt", "odom/test_files_09.txt",
+             "odom/test_files_10.txt"),
+    "kitti_archives": ("kitti_archives_to_download.txt",),
+}
+SPLIT_SHA256: dict[str, str] = {
+    "benchmark/eigen_to_benchmark_ids.npy": "1c1ac4ea84c938622f228a4438661fdb66ec07a2380a54bd21cd28b6eeb1a4e8",
+    "benchmark/test_files.txt": "b9b0746d2e5263d975fd082d6e82d592971adc9e6a2fdf370a8cf78519161d28",
+    "benchmark/train_files.txt": "060fdce26c5cd0681b6cc7620a856c697caa78fd23ab7a9ba41fb39c70ae3860",
+    "benchmark/val_files.txt": "5c65577de234037bec0c792d7bf44c60b7fb367449266054eb4612a5e92bfa08",
+    "eigen/test_files.txt": "e226d4ca16e0e6e9695435014347dcf973588531330536fd8a68d298ef091a6b",
+    "eigen_benchmark/test_files.txt": "d56e5e509e6960a01fb93795f85028ac6e4a82ad40e64b6e968988e4db95b9be",
+    "eigen_full/train_files.txt": "1b491141d87b7af9e6706609b7ce858c198c3a4ca61d180c7dc90815d5f2a986",
+    "eigen_full/val_files.txt": "9c4446772ec58aaa60acbeef0fa6d1e8ef1b346ad4f78272d056d10cf1993af9",
+    "eigen_zhou/train_files.txt": "00173a231642151c4693274e701ddd4cae7916520a757c7a94eae8e1173f7b0c",
+    "eigen_zhou/val_files.txt": "64a868b8d2c66c3979a2d74c22ea2e9146850d5b9f5786ed8e5f92201ba1ad04",
+    "kitti_archives_to_download.txt": "9899630a856ea2661a06d223440561395792e15538ebe97f3b719a04b91e4386",
+    "odom/test_files_09.txt": "8b999b6f974041663ba2f8aa6456ea338089a272119b7edd702f352278f43d26",
+    "odom/test_files_10.txt": "f39c47e0c21f65d4503476375f2a786def34f54bd5d1cabf28c7e68f002986a1",
+    "odom/train_files.txt": "ced6c5fd1b0b76e2a28d68e046421c1f0df08de8fb713ca305684d263af6d0e2",
+    "odom/val_files.txt": "9cf46e1b873d6f9883015b1f77fcace51db424a1f0a765324957f46399b6db99",
+}
+
+SplitEntry = tuple[str, int, str | None]
+
+
+class SplitDownloadError(RuntimeError):
+    """A published split file could not be fetched or failed its SHA-256 check."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and parsing
+
+
+def readlines(path: str | Path) -> list[str]:
+    """Lines of a split file, without line endings."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"split file not found: {path}. Get the published KITTI splits with "
+            "`python download_splits.py` or make your own with `python make_split.py`")
+    return path.read_text().splitlines()
+
+
+def parse_split_line(line: str, line_number: int | None = None) -> SplitEntry:
+    """Parse `folder frame_index [side]` into (folder, frame_index, side or None)."""
+    where = f"line {line_number}: " if line_number is not None else ""
+    tokens = line.split()
+    if len(tokens) not in (2, 3):
+        raise InputError(f"{where}expected 'folder frame_index [side]', got {line!r}")
+    try:
+        frame_index = int(tokens[1])
+    except ValueError:
+        raise InputError(f"{where}frame index {tokens[1]!r} is not an integer in {line!r}") from None
+    side = tokens[2] if len(tokens) == 3 else None
+    if side is not None and side not in SIDES:
+        raise InputError(f"{where}side {side!r} is not one of {SIDES} in {line!r}")
+    return tokens[0], frame_index, side
+
+
+def read_split_file(path: str | Path) -> list[SplitEntry]:
+    """Parse every non-blank line of a split file; errors name the file and line number."""
+    entries = []
+    for number, line in enumerate(readlines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            entries.append(parse_split_line(line, number))
+        except ValueError as err:
+            raise InputError(f"{path}: {err}") from None
+    return entries
+
+
+def available_splits(repo_root: str | Path = REPO_ROOT) -> list[str]:
+    """Names of the split folders under `<repo_root>/splits/`."""
+    splits_dir = Path(repo_root) / "splits"
+    if not splits_dir.is_dir():
+        return []
+    return sorted(p.name for p in splits_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def resolve_split_dir(split: str | Path, repo_root: str | Path = REPO_ROOT) -> Path:
+    """Folder of a split given by name (under `<repo_root>/splits/`) or by path."""
+    named = Path(repo_root) / "splits" / str(split)
+    if named.is_dir():
+        return named
+    if Path(split).is_dir():
+        return Path(split)
+    hint = (f" Download it with `python download_splits.py {split}`."
+            if str(split) in PUBLISHED_SPLITS else "")
+    raise FileNotFoundError(
+        f"split {str(split)!r} is neither a folder under {Path(repo_root) / 'splits'} nor a "
+        f"directory; available splits: {', '.join(available_splits(repo_root)) or 'none'}.{hint}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Downloading the published lists
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    # Write a temp file in the destination folder, then rename: readers never see a partial file.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _split_files(names: Iterable[str] | None) -> list[str]:
+    names = list(PUBLISHED_SPLITS) if names is None else list(names)
+    unknown = [n for n in names if n not in PUBLISHED_SPLITS]
+    if unknown:
+        raise InputError(f"unknown published split(s) {', '.join(unknown)}; "
+                         f"choose from {', '.join(PUBLISHED_SPLITS)}")
+    return [f for n in names for f in PUBLISHED_SPLITS[n]]
+
+
+def download_splits(names: Iterable[str] | None = None, dest_dir: str | Path = REPO_ROOT / "splits",
+                    commit: str = MONODEPTH2_COMMIT, timeout: float = 30.0,
+                    overwrite: bool = False) -> list[Path]:
+    """Fetch the published split files (all if `names` is None) into `dest_dir`, SHA-256 checked.
+
+    Files already present with the right hash are kept unless `overwrite`. Returns the paths.
+    """
+    dest_dir = Path(dest_dir)
+    written = []
+    for rel in _split_files(names):
+        target = dest_dir / rel
+        if target.is_file() and not overwrite and sha256_file(target) == SPLIT_SHA256[rel]:
+            written.append(target)
+            continue
+        url = RAW_URL.format(repo=MONODEPTH2_REPO, commit=commit, path=rel)
+        try:
+            with urlopen(url, timeout=timeout) as response:
+                data = response.read()
+        except (URLError, OSError) as err:
+            raise SplitDownloadError(
+                f"could not download {url} ({getattr(err, 'reason', err)}). If this machine is "
+                f"offline, copy the files by hand: clone https://github.com/{MONODEPTH2_REPO} "
+                f"elsewhere, check out {commit}, copy its splits/{rel} to {target}, then run "
+                "`python download_splits.py --verify`") from err
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != SPLIT_SHA256[rel]:
+            raise SplitDownloadError(f"SHA-256 mismatch for {url}: got {actual}, expected "
+                                     f"{SPLIT_SHA256[rel]}; nothing was written to {target}")
+        _atomic_write_bytes(target, data)
+        written.append(target)
+    return written
+
+
+def verify_splits(dest_dir: str | Path = REPO_ROOT / "splits",
+                  names: Iterable[str] | None = None) -> dict[str, str]:
+    """Status of each published split file under `dest_dir`: "ok", "missing" or "mismatch"."""
+    status = {}
+    for rel in _split_files(names):
+        path = Path(dest_dir) / rel
+        if not path.is_file():
+            status[rel] = "missing"
+        else:
+            status[rel] = "ok" if sha256_file(path) == SPLIT_SHA256[rel] else "mismatch"
+    return status
+
+
+# ---------------------------------------------------------------------------------------------
+# Making new split lists
+
+
+def _frame_indices(image_dir: Path, exts: Sequence[str]) -> set[int]:
+    if not image_dir.is_dir():
+        return set()
+    return {int(p.stem) for p in image_dir.iterdir() if p.suffix.lower() in exts and p.stem.isdigit()}
+
+
+def find_split_lines(data_path: str | Path, frame_ids: Sequence[int] = (0, -1, 1),
+                     stereo: bool = False, exts: Sequence[str] = (".png", ".jpg")) -> list[str]:
+    """Sorted split lines for every usable frame of a KITTI-raw-layout tree.
+
+    Frames come from `<data_path>/<date>/<drive>/image_02/data/%010d.(png|jpg)`. A frame is kept
+    only if frames i + f exist for every f in `frame_ids`. With `stereo`, `r` lines (image_03) are
+    added too, and every line also needs the opposite camera's frame i (the stereo pair).
+    """
+    data_path = Path(data_path)
+    if not data_path.is_dir():
+        raise FileNotFoundError(f"data path not found: {data_path}")
+    lines, found_any = [], False
+    for drive_dir in sorted(p.parent.parent for p in data_path.glob("*/*/image_02/data")):
+        folder = drive_dir.relative_to(data_path).as_posix()
+        frames = {"l": _frame_indices(drive_dir / "image_02" / "data", exts),
+                  "r": _frame_indices(drive_dir / "image_03" / "data", exts)}
+        found_any = found_any or bool(frames["l"])
+        for side in ("l", "r") if stereo else ("l",):
+            other = frames["r" if side == "l" else "l"]
+            for i in sorted(frames[side]):
+                if all(i + f in frames[side] for f in frame_ids) and (not stereo or i in other):
+                    lines.append(f"{folder} {i} {side}")
+    if not found_any:
+        raise InputError(f"no frames found under {data_path} "
+                         "(expected <date>/<drive>/image_02/data/<index>.png or .jpg)")
+    if not lines:
+        raise InputError(f"no frame under {data_path} has all neighbours {list(frame_ids)}")
+    return sorted(lines, key=_line_key)
+
+
+def _line_key(line: str) -> tuple[str, int, str]:
+    folder, index, *side = line.split()
+    return folder, int(index), "".join(side)
+
+
+def _split_by_fraction(items: list, fractions: Sequence[float], rng: random.Random) -> list[list]:
+    # Shuffle, then cut off round(f * n) items per fraction (at least 1 when f > 0 and n > 1).
+    items = list(items)
+    rng.shuffle(items)
+    parts, start = [], 0
+    for fraction in fractions:
+        count = round(fraction * len(items))
+        if fraction > 0 and count == 0 and len(items) > 1:
+            count = 1
+        parts.append(items[start:start + count])
+        start += count
+    return [items[start:]] + parts
+
+
+def make_split(data_path: str | Path, out_dir: str | Path, frame_ids: Sequence[int] = (0, -1, 1),
+               val_fraction: float = 0.1, test_fraction: float = 0.0, by_drive: bool = False,
+               stereo: bool = False, seed: int = 0) -> dict[str, list[str]]:
+    """Write train_files.txt / val_files.txt (and test_files.txt if test_fraction > 0) to out_dir.
+
+    Frames are split at random by line, or with `by_drive` by whole drives (so val drives are
+    unseen in training; fractions then count drives). Deterministic for a given seed. Each list
+    is written sorted. Returns {"train": lines, "val": lines[, "test": lines]}.
+    """
+    if not 0 <= val_fraction + test_fraction < 1:
+        raise InputError("val_fraction + test_fraction must be in [0, 1)")
+    lines = find_split_lines(data_path, frame_ids, stereo)
+    rng = random.Random(seed)
+    if by_drive:
+        drives = sorted({line.split()[0] for line in lines})
+        drive_parts = _split_by_fraction(drives, (val_fraction, test_fraction), rng)
+        parts = [[ln for ln in lines if ln.split()[0] in part] for part in map(set, drive_parts)]
+    else:
+        parts = _split_by_fraction(lines, (val_fraction, test_fraction), rng)
+    names = ("train", "val", "test") if test_fraction > 0 else ("train", "val")
+    result = {name: sorted(part, key=_line_key) for name, part in zip(names, parts[:len(names)], strict=True)}
+    for name, part in result.items():
+        text = "".join(f"{line}\n" for line in part)
+        _atomic_write_bytes(Path(out_dir) / f"{name}_files.txt", text.encode())
+    return result
+
+
+__all__ = [
+    "MONODEPTH2_REPO", "MONODEPTH2_COMMIT", "PUBLISHED_SPLITS", "SPLIT_SHA256", "SplitDownloadError",
+    "readlines", "parse_split_line", "read_split_file", "available_splits", "resolve_split_dir",
+    "sha256_file", "download_splits", "verify_splits", "find_split_lines", "make_split",
+]
