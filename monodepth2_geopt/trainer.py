@@ -358,12 +358,18 @@ class Trainer:
         except StopIteration:
             self.val_iter = iter(self.val_loader)
             batch = next(self.val_iter)
-        with torch.no_grad():
-            inputs = prepare_batch(batch, self.device, 4, channels_last=self.channels_last)
-            outputs, losses = self.process_batch(inputs)
-            if "depth_gt" in inputs:
-                self.compute_depth_losses(inputs, outputs, losses)
-            self.log_tb("val", inputs, outputs, losses)
+        # Validation runs on rank 0 only, so it must not go through the DDP wrappers (their forward
+        # broadcasts buffers, a collective the other ranks would never join).
+        wrapped, self.nets = self.nets, {k: checkpoint.unwrap(m) for k, m in self.nets.items()}
+        try:
+            with torch.no_grad():
+                inputs = prepare_batch(batch, self.device, 4, channels_last=self.channels_last)
+                outputs, losses = self.process_batch(inputs)
+                if "depth_gt" in inputs:
+                    self.compute_depth_losses(inputs, outputs, losses)
+                self.log_tb("val", inputs, outputs, losses)
+        finally:
+            self.nets = wrapped
         self.set_train()
 
     def log(self, text: str) -> None:
