@@ -55,7 +55,7 @@ class MonoDataset(Dataset):
     full_res_shape = (1242, 375)  # (width, height) of the ground truth used for monitoring
 
     def __init__(self, data_path, filenames, height, width, frame_idxs, num_scales=4, is_train=False,
-                 img_ext=".jpg", intrinsics=None, load_depth=False, stereo_baseline=0.1):
+                 img_ext=".jpg", intrinsics=None, load_depth=False, stereo_baseline=0.1, image_cache=None):
         super().__init__()
         if height % 32 or width % 32:
             raise InputError(f"--height {height} and --width {width} must both be multiples of 32")
@@ -74,6 +74,10 @@ class MonoDataset(Dataset):
         self.stereo_baseline = stereo_baseline
         self.resample = Image.Resampling.LANCZOS
         self.loader = pil_loader
+        self.image_cache = None
+        if image_cache:
+            from monodepth2_geopt.image_cache import ImageCache
+            self.image_cache = ImageCache(image_cache, height, width)
 
     def __len__(self):
         return len(self.filenames)
@@ -93,6 +97,11 @@ class MonoDataset(Dataset):
 
     # ------------------------------------------------------------------------------------------------
     def load_color(self, folder, frame_index, side, do_flip) -> torch.Tensor:
+        if self.image_cache is not None:
+            cached = self.image_cache.get(folder, frame_index, side)
+            if cached is not None:
+                cached = cached[:, ::-1] if do_flip else cached
+                return torch.from_numpy(np.ascontiguousarray(cached)).permute(2, 0, 1).contiguous()
         img = self.loader(self.get_image_path(folder, frame_index, side))
         if img.size != (self.width, self.height):
             img = img.resize((self.width, self.height), self.resample)

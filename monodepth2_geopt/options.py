@@ -43,6 +43,9 @@ class MonodepthOptions:
         g.add_argument("--intrinsics", nargs=4, type=float, default=None, metavar=("FX", "FY", "CX", "CY"),
                        help="normalised intrinsics of your own data (fx/width, fy/height, cx/width, cy/height); "
                             "default: Monodepth2's KITTI values 0.58 1.92 0.5 0.5")
+        g.add_argument("--image_cache", type=str, default=None,
+                       help="folder of pre-resized uint8 frames written by prepare_cache.py (workers then skip "
+                            "JPEG decoding and resizing)")
         g.add_argument("--stereo_baseline", type=float, default=0.1,
                        help="stereo baseline used for the 's' frame in training units (Monodepth2: 0.1, i.e. "
                             "KITTI's 0.54 m / 5.4)")

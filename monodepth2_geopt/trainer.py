@@ -145,7 +145,8 @@ class Trainer:
         train_files = split_file_lines(opt.split, "train")
         val_files = split_file_lines(opt.split, "val")
         ext = ".png" if opt.png else ".jpg"
-        common = dict(num_scales=4, img_ext=ext, intrinsics=opt.intrinsics, stereo_baseline=opt.stereo_baseline)
+        common = dict(num_scales=4, img_ext=ext, intrinsics=opt.intrinsics, stereo_baseline=opt.stereo_baseline,
+                      image_cache=opt.image_cache)
         self.train_dataset = dataset_cls(opt.data_path, train_files, opt.height, opt.width, self.frame_ids,
                                          is_train=True, **common)
         # Ground truth for monitoring is read only for the validation batch, never on the training path.
@@ -389,7 +390,7 @@ class Trainer:
         if writer is None:
             return
         for name, value in losses.items():
-            writer.add_scalar(name, float(value), self.step)
+            writer.add_scalar(name, float(value.detach()) if torch.is_tensor(value) else float(value), self.step)
         writer.add_scalar("lr", self.model_optimizer.param_groups[0]["lr"], self.step)
         for j in range(min(4, self.opt.batch_size, inputs[("color", 0, 0)].shape[0])):
             for s in self.opt.scales:
