@@ -1,0 +1,35 @@
+"""Predict depth for an image, a folder of images or a video (Monodepth2's test_simple.py).
+
+    python test_simple.py --image_path assets/test_image.jpg --model_name mono+stereo_640x192
+    python test_simple.py --image_path frames/ --ext png --load_weights_folder runs/m/models/weights_19
+    python test_simple.py --image_path drive.mp4 --model_name mono_640x192   # writes drive_disp.mp4
+"""
+import argparse
+
+from monodepth2_geopt.errors import run_cli
+from monodepth2_geopt.inference import RELEASED_MODELS, run_inference
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description="Simple testing function for Monodepth2-GeoPt models.")
+    p.add_argument("--image_path", type=str, required=True,
+                   help="path to a test image, a folder of images, or a video (mp4/avi/mkv/mov)")
+    p.add_argument("--model_name", type=str, choices=list(RELEASED_MODELS),
+                   help="name of a released Monodepth2 model, looked up in models/<name> (downloaded if online)")
+    p.add_argument("--load_weights_folder", type=str, help="your own weights folder (models/weights_<epoch>)")
+    p.add_argument("--ext", type=str, default="jpg", help="image extension to search for in a folder")
+    p.add_argument("--no_cuda", action="store_true", help="if set, disables CUDA")
+    p.add_argument("--pred_metric_depth", action="store_true",
+                   help="if set, writes metric depth (x5.4) instead of disparity; only for stereo-trained models")
+    p.add_argument("--output_dir", type=str, help="folder for the outputs (default: next to each input)")
+    return p.parse_args()
+
+
+def main():
+    a = parse_args()
+    run_inference(a.image_path, a.load_weights_folder, a.model_name, a.ext, a.no_cuda, a.pred_metric_depth,
+                  a.output_dir)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,166 @@
+"""Single-image / folder / video inference (monodepth2_geopt.inference / test_simple.py)."""
+import runpy
+import shutil
+import sys
+from pathlib import Path
+from urllib.error import URLError
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from monodepth2_geopt import inference
+from monodepth2_geopt.checkpoint import save_weights_folder
+from monodepth2_geopt.errors import InputError
+from monodepth2_geopt.inference import is_own_output, list_inputs, released_model_folder, run_inference
+from networks import DepthDecoder, ResnetEncoder
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TEST_IMAGE = DATA / "test_image.jpg"
+
+
+def run_script(script, *args):
+    """Run a root script as `python <script> <args>` would, in this process (saves the interpreter start)."""
+    argv = sys.argv
+    sys.argv = [script] + [str(a) for a in args]
+    try:
+        runpy.run_path(str(REPO / script), run_name="__main__")
+    finally:
+        sys.argv = argv
+
+
+def make_depth_weights(folder, num_layers=18, height=64, width=64, use_stereo=False):
+    torch.manual_seed(0)
+    encoder = ResnetEncoder(num_layers, False)
+    decoder = DepthDecoder(encoder.num_ch_enc)
+    meta = {"height": height, "width": width, "use_stereo": use_stereo}
+    return save_weights_folder(folder, {"encoder": encoder, "depth": decoder}, encoder_meta=meta)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return make_depth_weights(tmp_path_factory.mktemp("w") / "weights_0")
+
+
+def real_or_synthetic_image(size=(160, 90), seed=0):
+    if TEST_IMAGE.is_file():
+        with Image.open(TEST_IMAGE) as img:
+            return img.convert("RGB").resize(size)
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+
+
+def test_folder_writes_both_outputs_and_skips_its_own(weights, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    real_or_synthetic_image((160, 90)).save(folder / "a.jpg")
+    real_or_synthetic_image((123, 77)).save(folder / "b.jpg")
+    run_inference(folder, weights, ext="jpg")
+    for name, size in (("a", (160, 90)), ("b", (123, 77))):
+        with Image.open(folder / f"{name}_disp.jpeg") as img:
+            assert img.size == size  # the colour map is at the input's size
+        assert np.load(folder / f"{name}_disp.npy").shape == (1, 1, 64, 64)  # network resolution
+    # a second run, also over .jpeg files, never treats its own outputs as inputs
+    before = sorted(p.name for p in folder.iterdir())
+    run_inference(folder, weights, ext="jpg")
+    with pytest.raises(InputError, match="own outputs"):
+        run_inference(folder, weights, ext="jpeg")  # only outputs have that extension here
+    after = sorted(p.name for p in folder.iterdir())
+    assert after == before
+    assert not list(folder.glob("*_disp_disp*"))
+
+
+def test_output_dir_and_metric_depth(weights, tmp_path):
+    image = tmp_path / "x.png"
+    real_or_synthetic_image().save(image)
+    with pytest.warns(UserWarning, match="not trained with stereo"):
+        written = run_inference(image, weights, pred_metric_depth=True, output_dir=tmp_path / "out")
+    assert sorted(p.name for p in written) == ["x_depth.npy", "x_disp.jpeg"]
+    depth = np.load(tmp_path / "out" / "x_depth.npy")
+    assert depth.shape == (1, 1, 64, 64)
+    assert np.all((depth >= 5.4 * 0.1 - 1e-4) & (depth <= 5.4 * 100 + 1e-2))  # 5.4 x depth in [0.1, 100]
+
+
+def test_resnet50_weights_need_no_flag(tmp_path):
+    weights = make_depth_weights(tmp_path / "r50", num_layers=50, height=64, width=96)
+    image = tmp_path / "x.jpg"
+    real_or_synthetic_image().save(image)
+    run_inference(image, weights)
+    assert np.load(tmp_path / "x_disp.npy").shape == (1, 1, 64, 96)
+
+
+def test_video_gives_a_playable_side_by_side_mp4(weights, tmp_path):
+    av = pytest.importorskip("av")
+    video, w, h, n = tmp_path / "clip.mp4", 96, 64, 4
+    base = np.asarray(real_or_synthetic_image((w + n * 4, h)))
+    with av.open(str(video), "w") as dst:
+        stream = dst.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(base[:, 4 * i:4 * i + w]), format="rgb24")
+            for packet in stream.encode(frame):
+                dst.mux(packet)
+        for packet in stream.encode(None):
+            dst.mux(packet)
+    written = run_inference(video, weights)
+    assert written == [tmp_path / "clip_disp.mp4"]
+    with av.open(str(written[0])) as src:
+        frames = [f.to_ndarray(format="rgb24") for f in src.decode(video=0)]
+    assert len(frames) == n
+    assert frames[0].shape == (h, 2 * w, 3)
+
+
+def test_corrupt_image_is_an_error_alone_and_skipped_in_a_folder(weights, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    real_or_synthetic_image().save(folder / "good.jpg")
+    with pytest.raises(InputError, match="broken.jpg"):
+        run_inference(folder / "broken.jpg", weights)
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        run_inference(folder, weights)
+    assert (folder / "good_disp.jpeg").is_file() and not (folder / "broken_disp.jpeg").exists()
+
+
+def test_missing_released_model_offline_says_where_to_put_it(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise URLError("no network")
+
+    monkeypatch.setattr(inference, "urlopen", offline)
+    with pytest.raises(InputError, match=r"mono\+stereo_640x192.*encoder.pth") as err:
+        released_model_folder("mono+stereo_640x192", tmp_path)
+    assert "mono%2Bstereo_640x192.zip" in str(err.value)
+    with pytest.raises(InputError, match="unknown --model_name"):
+        released_model_folder("mono_9000", tmp_path)
+
+
+def test_released_model_found_locally(weights, tmp_path):
+    shutil.copytree(weights, tmp_path / "models" / "mono_640x192")
+    image = tmp_path / "x.jpg"
+    real_or_synthetic_image().save(image)
+    run_inference(image, model_name="mono_640x192", models_dir=tmp_path / "models")
+    assert (tmp_path / "x_disp.npy").is_file()
+
+
+def test_own_outputs_are_recognised(tmp_path):
+    for name in ("a_disp.jpeg", "a_disp.jpg", "a_disp.npy", "a_depth.npy", "a_disp.mp4"):
+        assert is_own_output(name)
+    assert not is_own_output("display.jpg")
+    with pytest.raises(InputError, match="--ext"):
+        list_inputs(tmp_path, "png")
+
+
+@pytest.mark.skipif(not TEST_IMAGE.is_file(), reason=f"{TEST_IMAGE} not found")
+def test_script_on_the_real_test_image(weights, tmp_path, capsys):
+    image = tmp_path / "test_image.jpg"
+    shutil.copy(TEST_IMAGE, image)
+    run_script("test_simple.py", "--image_path", image, "--load_weights_folder", weights, "--no_cuda")
+    with Image.open(tmp_path / "test_image_disp.jpeg") as img:
+        assert img.size == (638, 235)
+    with pytest.raises(SystemExit) as exit_info:
+        run_script("test_simple.py", "--image_path", image, "--load_weights_folder", tmp_path / "nope")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "nope" in err and "Traceback" not in err

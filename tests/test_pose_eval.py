@@ -1,0 +1,160 @@
+"""Odometry pose evaluation (monodepth2_geopt.pose_eval / evaluate_pose.py)."""
+import os
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from monodepth2_geopt.checkpoint import save_weights_folder
+from monodepth2_geopt.errors import InputError
+from monodepth2_geopt.options import MonodepthOptions
+from monodepth2_geopt.pose_eval import (
+    chain_positions,
+    compute_ate,
+    evaluate_pose,
+    gt_pair_poses,
+    load_kitti_poses,
+    snippet_ates,
+)
+from networks import PoseDecoder, ResnetEncoder
+
+REPO = Path(__file__).resolve().parents[1]
+ODOM = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kitti_odom_06"
+needs_odom = pytest.mark.skipif(not (ODOM / "poses" / "06.txt").is_file(),
+                                reason=f"shared KITTI odometry sample not found at {ODOM}")
+
+
+def random_trajectory(n=5, seed=0):
+    xyz = np.cumsum(np.random.default_rng(seed).normal(size=(n, 3)), 0)
+    return xyz - xyz[0]  # snippets start at the origin, as chain_positions builds them
+
+
+def test_ate_of_ground_truth_against_itself_is_zero():
+    gt = random_trajectory()
+    assert compute_ate(gt, gt) == 0.0
+
+
+def test_ate_recovers_the_scale():
+    gt = random_trajectory()
+    assert compute_ate(gt, 0.37 * gt) == pytest.approx(0.0, abs=1e-12)
+    assert compute_ate(gt, 12.0 * gt + 3.0) == pytest.approx(0.0, abs=1e-12)  # first positions are aligned
+
+
+def test_ate_of_a_perturbed_trajectory_matches_a_hand_computation():
+    gt = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0]], dtype=float)
+    pred = np.array([[0, 0, 0], [1, 1, 0], [2, 0, 0]], dtype=float)
+    # scale = <gt, pred> / |pred|^2 = 5 / 6; residuals (0,0,0), (-1/6, 5/6, 0), (-1/3, 0, 0)
+    # sum of squares = (1 + 25 + 4) / 36 = 5 / 6; ATE = sqrt(5 / 6) / 3
+    assert compute_ate(gt, pred) == pytest.approx(np.sqrt(5 / 6) / 3, rel=1e-12)
+    assert compute_ate(gt, pred + 4.0) == pytest.approx(np.sqrt(5 / 6) / 3, rel=1e-12)
+
+
+def _pose(yaw, t):
+    c, s = np.cos(yaw), np.sin(yaw)
+    T = np.eye(4)
+    T[:3, :3] = [[c, 0, s], [0, 1, 0], [-s, 0, c]]
+    T[:3, 3] = t
+    return T
+
+
+def test_snippets_of_scaled_pair_poses_have_zero_ate():
+    rng = np.random.default_rng(1)
+    gt = np.stack([_pose(rng.normal(0, 0.05), rng.normal(size=3)) for _ in range(7)])
+    assert np.allclose(snippet_ates(gt, gt), 0.0)
+    scaled = gt.copy()
+    scaled[:, :3, 3] *= 0.1  # a monocular network's translations are up to scale
+    ates = snippet_ates(scaled, gt)
+    assert len(ates) == 7 and np.allclose(ates, 0.0, atol=1e-12)
+    noisy = scaled.copy()
+    noisy[:, :3, 3] += rng.normal(0, 0.05, size=(7, 3))
+    assert np.all(snippet_ates(noisy, gt)[:-1] > 0)
+
+
+def test_gt_pair_poses_map_frame_i_into_frame_i_plus_1():
+    forward = np.eye(4)
+    forward[2, 3] = 1.0  # camera 1 is 1 m ahead of camera 0
+    pair = gt_pair_poses(np.stack([np.eye(4), forward]), [0])[0]
+    assert np.allclose(pair @ np.array([0, 0, 5.0, 1]), [0, 0, 4.0, 1])  # a point 5 m ahead is 4 m from cam 1
+    assert np.allclose(chain_positions([pair, pair]), [[0, 0, 0], [0, 0, -1], [0, 0, -2]])
+
+
+def make_pose_weights(folder, height=64, width=192):
+    torch.manual_seed(0)
+    depth_encoder = ResnetEncoder(18, False)
+    pose_encoder = ResnetEncoder(18, False, 2)
+    pose = PoseDecoder(pose_encoder.num_ch_enc, 1, 2)
+    meta = {"height": height, "width": width, "use_stereo": False}
+    return save_weights_folder(folder, {"encoder": depth_encoder, "pose_encoder": pose_encoder, "pose": pose},
+                               encoder_meta=meta)
+
+
+@pytest.fixture
+def odom_layout(tmp_path):
+    """KITTI odometry layout for frames 12-14 of sequence 06 and a test list of their two pairs."""
+    image_dir = tmp_path / "odom" / "sequences" / "06" / "image_2"
+    image_dir.mkdir(parents=True)
+    for png in sorted((ODOM / "image_2").glob("*.png")):
+        os.symlink(png, image_dir / png.name)
+    (tmp_path / "odom" / "poses").mkdir()
+    os.symlink(ODOM / "poses" / "06.txt", tmp_path / "odom" / "poses" / "06.txt")
+    test_list = tmp_path / "test_files_06.txt"
+    test_list.write_text("6 12 l\n6 13 l\n")
+    return tmp_path / "odom", test_list
+
+
+@needs_odom
+def test_real_ground_truth_against_itself(odom_layout):
+    data_path, _ = odom_layout
+    poses = load_kitti_poses(data_path / "poses" / "06.txt")
+    assert poses.shape[1:] == (4, 4) and np.allclose(poses[:, 3], [0, 0, 0, 1])
+    pairs = gt_pair_poses(poses, range(40))
+    assert np.allclose(snippet_ates(pairs, pairs), 0.0)
+
+
+@needs_odom
+def test_evaluate_pose_end_to_end(odom_layout, tmp_path, capsys):
+    data_path, test_list = odom_layout
+    weights = make_pose_weights(tmp_path / "weights_0")
+    opt = MonodepthOptions().parse(["--eval_split", str(test_list), "--load_weights_folder", str(weights),
+                                    "--data_path", str(data_path), "--png", "--num_workers", "0", "--no_cuda",
+                                    "--eval_out_dir", str(tmp_path / "out")])
+    result = evaluate_pose(opt)
+    assert result["num_snippets"] == 2 and np.isfinite(result["ate_mean"]) and np.isfinite(result["ate_std"])
+    poses = np.load(tmp_path / "out" / "poses.npy")
+    assert poses.shape == (2, 4, 4)
+
+    capsys.readouterr()
+    argv = sys.argv
+    sys.argv = ["evaluate_pose.py", "--eval_split", str(test_list), "--load_weights_folder", str(weights),
+                "--data_path", str(data_path), "--png", "--num_workers", "0", "--no_cuda"]
+    try:  # the script exactly as `python evaluate_pose.py ...` runs it, in this process
+        runpy.run_path(str(REPO / "evaluate_pose.py"), run_name="__main__")
+    finally:
+        sys.argv = argv
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "Trajectory error" in ln)
+    assert np.isfinite(float(line.split(":")[1].split()[0]))
+    assert (weights / "poses.npy").is_file()
+
+
+def test_missing_pose_weights_is_a_clear_error(tmp_path):
+    weights = make_pose_weights(tmp_path / "w")
+    (weights / "pose.pth").unlink()
+    test_list = tmp_path / "t.txt"
+    test_list.write_text("6 12 l\n")
+    (tmp_path / "poses").mkdir()
+    np.savetxt(tmp_path / "poses" / "06.txt", np.tile(np.eye(4)[:3].reshape(1, 12), (20, 1)))
+    opt = MonodepthOptions().parse(["--eval_split", str(test_list), "--load_weights_folder", str(weights),
+                                    "--data_path", str(tmp_path), "--no_cuda"])
+    with pytest.raises(InputError, match="pose.pth"):
+        evaluate_pose(opt)
+
+
+def test_non_consecutive_test_list_is_rejected(tmp_path):
+    test_list = tmp_path / "t.txt"
+    test_list.write_text("9 0 l\n9 2 l\n")
+    opt = MonodepthOptions().parse(["--eval_split", str(test_list), "--load_weights_folder", str(tmp_path)])
+    with pytest.raises(InputError, match="consecutive"):
+        evaluate_pose(opt)
