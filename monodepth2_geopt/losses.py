@@ -44,9 +44,20 @@ class MinReprojectionConfig:
     tie_break_noise: float = 1e-5
 
 
+def identity_reprojection_errors(sources: list[torch.Tensor], target: torch.Tensor,
+                                 no_ssim: bool = False) -> torch.Tensor:
+    """Photometric errors of the *unwarped* sources against the target [B, n_sources, H, W], for auto-masking.
+
+    They depend on no network parameter, so they are computed without autograd, and can be shared by every
+    loss scale that compares at the same resolution (Monodepth2 recomputed them per scale).
+    """
+    with torch.no_grad():
+        return torch.cat([photometric_error(s, target, no_ssim) for s in sources], 1)
+
+
 def min_reprojection_loss(warped: list[torch.Tensor], sources: list[torch.Tensor], target: torch.Tensor,
                           cfg: MinReprojectionConfig = MinReprojectionConfig(),
-                          mask: torch.Tensor | None = None):
+                          mask: torch.Tensor | None = None, identity: torch.Tensor | None = None):
     """Per-pixel minimum reprojection with auto-masking (Godard et al. 2019, eqs. 4-5).
 
     Args:
@@ -54,6 +65,7 @@ def min_reprojection_loss(warped: list[torch.Tensor], sources: list[torch.Tensor
         sources: the same source frames unwarped (for auto-masking), each [B, 3, H, W].
         target: [B, 3, H, W].
         mask: optional predictive (explainability) mask [B, len(warped), H, W] multiplying the errors.
+        identity: optional precomputed ``identity_reprojection_errors(sources, target)``.
     Returns:
         (loss scalar, identity_selection [B, H, W] float: 1 where a warped frame won, or None, per-pixel
         minimum [B, H, W]).
@@ -63,7 +75,8 @@ def min_reprojection_loss(warped: list[torch.Tensor], sources: list[torch.Tensor
         reproj = reproj * mask
     reproj = reproj.mean(1, keepdim=True) if cfg.avg_reprojection else reproj
     if cfg.automask:
-        identity = torch.cat([photometric_error(s, target, cfg.no_ssim) for s in sources], 1)
+        if identity is None:
+            identity = identity_reprojection_errors(sources, target, cfg.no_ssim)
         if cfg.avg_reprojection:
             identity = identity.mean(1, keepdim=True)
         # Tiny noise breaks ties between identical identity and reprojection errors (e.g. static textureless).

@@ -24,7 +24,8 @@ from datasets import DATASETS
 from monodepth2_geopt import checkpoint, geometry
 from monodepth2_geopt.batch import prepare_batch
 from monodepth2_geopt.errors import InputError
-from monodepth2_geopt.losses import MinReprojectionConfig, min_reprojection_loss, normalised_smooth_loss
+from monodepth2_geopt.losses import (MinReprojectionConfig, identity_reprojection_errors, min_reprojection_loss,
+                                     normalised_smooth_loss)
 from monodepth2_geopt.metrics import MAX_DEPTH, MIN_DEPTH, compute_depth_errors, eigen_crop_mask
 from monodepth2_geopt.splits import readlines, resolve_split_dir
 from monodepth2_geopt.utils import (init_distributed, make_loader, normalize_image, pick_device,
@@ -118,7 +119,10 @@ class Trainer:
         if self.use_pose_net:
             if opt.pose_model_type == "separate_resnet":
                 models["pose_encoder"] = networks.ResnetEncoder(opt.num_layers, pretrained, self.num_pose_frames)
-                models["pose"] = networks.PoseDecoder(models["pose_encoder"].num_ch_enc, 1, 2)
+                # Monodepth2 hard-codes 2 predicted frames (kept: released pose.pth has 12 outputs); with
+                # --pose_model_input all and more than 2 source frames it needs one pose per source.
+                models["pose"] = networks.PoseDecoder(models["pose_encoder"].num_ch_enc, 1,
+                                                      max(2, self.num_pose_frames - 1))
             elif opt.pose_model_type == "shared":
                 models["pose"] = networks.PoseDecoder(models["encoder"].num_ch_enc, self.num_pose_frames)
             else:
@@ -313,9 +317,13 @@ class Trainer:
     def compute_losses(self, inputs, outputs):
         opt, losses, total = self.opt, {}, 0.0
         sources = self.frame_ids[1:]
+        identity = {}  # auto-masking errors per comparison resolution, shared by the scales that use it
         for scale in opt.scales:
             source_scale = scale if opt.v1_multiscale else 0
             target = inputs[("color", 0, source_scale)]
+            if self.loss_cfg.automask and source_scale not in identity:
+                identity[source_scale] = identity_reprojection_errors(
+                    [inputs[("color", f, source_scale)] for f in sources], target, opt.no_ssim)
             mask = None
             if opt.predictive_mask:
                 mask = outputs[("predictive_mask", "disp", scale)]
@@ -323,7 +331,8 @@ class Trainer:
                     mask = F.interpolate(mask, [opt.height, opt.width], mode="bilinear", align_corners=False)
             loss, selection, _ = min_reprojection_loss(
                 [outputs[("color", f, scale)] for f in sources],
-                [inputs[("color", f, source_scale)] for f in sources], target, self.loss_cfg, mask)
+                [inputs[("color", f, source_scale)] for f in sources], target, self.loss_cfg, mask,
+                identity.get(source_scale))
             if mask is not None:
                 loss = loss + 0.2 * F.binary_cross_entropy(mask, torch.ones_like(mask))
             if selection is not None:
