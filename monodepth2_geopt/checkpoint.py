@@ -83,6 +83,7 @@ def save_weights_folder(folder: str | os.PathLike, models: dict[str, nn.Module],
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     os.chmod(tmp, 0o755)
+    old = None
     try:
         for name, model in models.items():
             state = clean_state_dict(unwrap(model).state_dict())
@@ -93,7 +94,6 @@ def save_weights_folder(folder: str | os.PathLike, models: dict[str, nn.Module],
             torch.save(optimizer.state_dict(), tmp / f"{optimizer_name}.pth")
         for name, obj in (extra or {}).items():
             torch.save(obj, tmp / f"{name}.pth")
-        old = None
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")
             if old.exists():
@@ -104,6 +104,8 @@ def save_weights_folder(folder: str | os.PathLike, models: dict[str, nn.Module],
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and old.exists() and not folder.exists():
+            os.replace(old, folder)  # the new folder never arrived: put the previous one back
         raise
     return folder
 

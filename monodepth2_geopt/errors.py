@@ -1,4 +1,5 @@
 """User-facing errors and the one place scripts turn them into a one-line message."""
+import re
 import sys
 from typing import Callable
 
@@ -7,12 +8,25 @@ class InputError(ValueError):
     """Bad user input (a flag, a file, a checkpoint): the message names it and says how to fix it."""
 
 
+def one_line(err: BaseException) -> str:
+    """The error's message on one line.
+
+    DataLoader workers re-raise an error as a multi-line "Caught X in DataLoader worker process N." plus the
+    worker's traceback, ending in "<module.X>: message": keep only that original message.
+    """
+    text = str(err).strip()
+    if "\n" in text:
+        last = text.splitlines()[-1]
+        text = re.sub(r"^[\w.]+: ", "", last)
+    return text
+
+
 def run_cli(main: Callable[[], object]) -> None:
     """Run a script's ``main`` and print bad-input errors as one line (exit code 2), not a stack trace."""
     try:
         main()
     except (InputError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -196,3 +196,17 @@ def test_shared_identity_errors_give_the_same_loss():
     b = min_reprojection_loss([w1, w2], [s1, s2], target, cfg, identity=identity_reprojection_errors([s1, s2], target))
     assert torch.allclose(a[0], b[0]) and torch.equal(a[1], b[1])
     assert not identity_reprojection_errors([s1], target).requires_grad
+
+
+def test_precomputed_identity_errors_match_and_carry_no_gradient():
+    from monodepth2_geopt.losses import identity_reprojection_errors
+    target, sources = textured(seed=30), [textured(seed=31), textured(seed=32).requires_grad_()]
+    warped = [textured(seed=33), textured(seed=34)]
+    identity = identity_reprojection_errors(sources, target)
+    assert identity.shape == (2, 2, 16, 20) and not identity.requires_grad
+    torch.testing.assert_close(identity[:, 1:], photometric_error(sources[1].detach(), target))
+    cfg = MinReprojectionConfig(tie_break_noise=0.0)
+    a = min_reprojection_loss(warped, sources, target, cfg)
+    b = min_reprojection_loss(warped, sources, target, cfg, identity=identity)
+    torch.testing.assert_close(a[0], b[0])
+    torch.testing.assert_close(a[1], b[1])

@@ -1,0 +1,129 @@
+"""Shared fixtures: a tiny synthetic KITTI-raw tree with exactly known geometry, and the shared real data.
+
+The synthetic scene is a textured fronto-parallel plane at depth ``PLANE_DEPTH`` seen by a camera that
+moves ``T_X`` along +x per frame (so frame k's camera centre is at x = k * T_X); the right camera
+(``image_03``) sits ``BASELINE`` further along +x, Monodepth2's stereo convention in training units.
+With Monodepth2's normalised KITTI intrinsics (fx=0.58, fy=1.92, cx=cy=0.5) scaled to pixels as
+``prepare_batch`` does (K_px = K_norm x (W, H)), pixel (u, v) of the camera at x = c sees the plane point
+X = (u - cx) / fx * d + c, Y = (v - cy) / fy * d, whose colour is the analytic ``texture(X, Y)``.
+So a point of target frame 0 lies in source frame k's camera at P_k = P_0 - (k * T_X, 0, 0): the
+target->source transform has T[0, 3] = -k * T_X, and the rigid flow is -fx * k * T_X / d pixels.
+"""
+from __future__ import annotations
+
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+KITTI_K_NORM = (0.58, 1.92, 0.5, 0.5)
+PLANE_DEPTH = 2.0
+T_X = 0.2          # camera motion per frame along +x (training units)
+BASELINE = 0.1     # right camera offset along +x (Monodepth2's stereo baseline in training units)
+HEIGHT, WIDTH = 64, 96
+NUM_FRAMES = 6
+DATE = "2011_09_26"
+DRIVE = f"{DATE}/{DATE}_drive_0001_sync"
+
+
+def texture(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Smooth RGB texture on the plane, values in about [0.1, 0.9]. Returns [3, *X.shape]."""
+    chans = []
+    for c, (fx, fy, ph) in enumerate([(1.3, 4.1, 0.0), (2.1, 2.9, 1.0), (0.9, 5.3, 2.0)]):
+        v = (0.5 + 0.2 * np.sin(2 * np.pi * fx * X + ph) * np.cos(2 * np.pi * 0.5 * fy * Y)
+             + 0.15 * np.sin(2 * np.pi * (0.7 * X + 1.1 * Y) + c))
+        chans.append(v)
+    return np.clip(np.stack(chans), 0.0, 1.0)
+
+
+def render_plane(height: int, width: int, cam_x: float = 0.0, depth: float = PLANE_DEPTH,
+                 k_norm=KITTI_K_NORM) -> np.ndarray:
+    """Image [3, H, W] float64 of the textured plane at ``depth`` from a camera at x = ``cam_x``."""
+    fx, fy, cx, cy = k_norm[0] * width, k_norm[1] * height, k_norm[2] * width, k_norm[3] * height
+    v, u = np.meshgrid(np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64), indexing="ij")
+    X = (u - cx) / fx * depth + cam_x
+    Y = (v - cy) / fy * depth
+    return texture(X, Y)
+
+
+def to_pil(img: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.round(img.transpose(1, 2, 0) * 255).astype(np.uint8))
+
+
+def write_kitti_raw(root: Path, height: int = HEIGHT, width: int = WIDTH, num_frames: int = NUM_FRAMES,
+                    exts=(".png", ".jpg")) -> Path:
+    """Write the synthetic scene in KITTI-raw layout under ``root``; returns ``root``."""
+    for side, cam, offset in (("l", 2, 0.0), ("r", 3, BASELINE)):
+        d = root / DRIVE / f"image_0{cam}" / "data"
+        d.mkdir(parents=True, exist_ok=True)
+        for k in range(num_frames):
+            img = to_pil(render_plane(height, width, cam_x=k * T_X + offset))
+            for ext in exts:
+                if ext == ".jpg":
+                    img.save(d / f"{k:010d}{ext}", quality=95)
+                else:
+                    img.save(d / f"{k:010d}{ext}")
+    return root
+
+
+def write_split(folder: Path, train: list[str], val: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train_files.txt").write_text("".join(f"{ln}\n" for ln in train))
+    (folder / "val_files.txt").write_text("".join(f"{ln}\n" for ln in val))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def kitti_tiny(tmp_path_factory):
+    """Read-only synthetic KITTI-raw tree (64x96, frames 0..5, sides l/r, png and jpg) plus a split folder.
+
+    The split has two training lines (one batch of 2) and two validation lines. Tests that need to damage
+    files must copy the tree first.
+    """
+    base = tmp_path_factory.mktemp("kitti_tiny")
+    root = write_kitti_raw(base / "data")
+    split = write_split(base / "split", [f"{DRIVE} 1 l", f"{DRIVE} 2 r"], [f"{DRIVE} 3 l", f"{DRIVE} 4 r"])
+    return types.SimpleNamespace(
+        root=root, split=split, drive=DRIVE, height=HEIGHT, width=WIDTH, num_frames=NUM_FRAMES,
+        depth=PLANE_DEPTH, t_x=T_X, baseline=BASELINE, k_norm=KITTI_K_NORM)
+
+
+@pytest.fixture
+def plane_renderer():
+    """The analytic renderer of the synthetic scene: ``render(height, width, cam_x, depth)`` -> [3, H, W]."""
+    return render_plane
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's network-heavy tests on one intra-op thread, then restore the setting.
+
+    Tiny convolutions gain little from a second thread, and on a busy 2-core machine the threads' spin-waits
+    made single steps 5-10x slower. Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """``../shared/data`` next to the project (real KITTI samples); skips when this checkout lacks it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared real data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def kitti_raw_mini(shared_data) -> Path:
+    """5 real KITTI raw frames (image_02 PNG + velodyne + calib) in Monodepth2's layout."""
+    root = shared_data / "kitti_raw_mini"
+    if not (root / "2011_09_26" / "calib_cam_to_cam.txt").is_file():
+        pytest.skip(f"kitti_raw_mini not found at {root}")
+    return root
