@@ -57,6 +57,10 @@ _EXPECTED_LAYOUT = (
 _RESAMPLE = {"lanczos": Image.LANCZOS, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
 
 
+NON_FRAME_DIRS = frozenset({"proj_depth", "flow", "flow_occ", "flow_noc", "depth", "velodyne_points", "oxts",
+                            "disp_occ_0", "disp_noc_0"})
+
+
 class VideoDatasetError(InputError, RuntimeError):
     """A user-facing data problem: no images, undecodable image, missing neighbour, bad split line."""
 
@@ -241,7 +245,9 @@ class UncalibratedVideoDataset(Dataset):
         offsets = self._offsets()
         n_images = 0
         for dirpath, dirnames, _ in os.walk(self.data_path, followlinks=True):
-            dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")), key=_natural_key)
+            # Ground-truth folders of a KITTI-layout tree (depth/flow PNGs, velodyne) are not frame sequences.
+            dirnames[:] = sorted((d for d in dirnames if not d.startswith(".") and d not in NON_FRAME_DIRS),
+                                 key=_natural_key)
             for seq in _sequences_in_dir(Path(dirpath), self.data_path, self.img_ext):
                 n_images += len(seq.frames)
                 self._sequences.append(seq)

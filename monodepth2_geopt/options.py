@@ -131,6 +131,20 @@ class MonodepthOptions:
                        help="extra pretraining sources mixed with --data_path, each DIR or DIR:WEIGHT")
         g.add_argument("--flow_epoch_size", type=int, default=None,
                        help="examples per pretraining epoch when sources are mixed (default: their total)")
+        g.add_argument("--flow_automask", action="store_true",
+                       help="use Monodepth2's auto-masking in the flow loss (off by default: a free flow can "
+                            "represent static pixels itself, and auto-masking rewards a spurious global shift "
+                            "early in training; the per-pixel minimum over the sources is always used)")
+        g.add_argument("--flow_split", type=str, default=None,
+                       help="split file ('<folder> <frame_index> [side]' lines) selecting the --data_path frames "
+                            "to pretrain on, e.g. to keep test frames out (default: every frame with neighbours)")
+        g.add_argument("--flow_eval_path", type=str, default=None,
+                       help="folder with KITTI flow PNG ground truth (<drive>/flow/image_02/*.png, flow t -> t+1, "
+                            "or KITTI 2015 flow_occ/): EPE and Fl-all are logged at log steps and reported by "
+                            "evaluate_flow.py")
+        g.add_argument("--flow_eval_split", type=str, default=None,
+                       help="split file of '<drive> <frame> [l|r]' lines restricting --flow_eval_path "
+                            "(default: every ground-truth file found)")
 
     def parse(self, args=None) -> argparse.Namespace:
         return self.parser.parse_args(args)

@@ -75,6 +75,7 @@ def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, dist_
 
 def normalize_image(x: torch.Tensor) -> torch.Tensor:
     """Rescale to [0, 1] for display."""
+    x = x.detach()
     ma, mi = float(x.max()), float(x.min())
     return (x - mi) / (ma - mi if ma != mi else 1e5)
 

@@ -324,3 +324,13 @@ def test_kitti_raw_mini_as_uncalibrated_source():
     a, b = val[0][("color", 0)], val[0][("color", -1)]
     assert not torch.equal(a, b)                          # consecutive real frames differ
     assert (a.float() - b.float()).abs().mean() < 40      # ... but not wildly
+
+
+def test_ground_truth_folders_of_a_kitti_tree_are_not_sequences(tmp_path):
+    """The synthetic world writes depth/flow PNGs beside the frames; only image folders are scanned."""
+    from monodepth2_geopt.synthetic import generate_dataset
+    generate_dataset(tmp_path, num_drives=1, frames_per_drive=6, width=64, height=32, seed=0, velodyne=False)
+    ds = UncalibratedVideoDataset(tmp_path, height=32, width=64, is_train=False)
+    paths = [str(p) for i in range(len(ds)) for p in ds.get_paths(i).values()]
+    assert paths and all("/image_0" in p and "proj_depth" not in p and "/flow/" not in p for p in paths)
+    assert len(ds) == 2 * 4  # image_02 and image_03, frames 1..4
