@@ -1,6 +1,6 @@
 """The README's main job on the built-in synthetic world, as the plain commands a user would type.
 
-generate data -> pretrain_flow.py (uncalibrated video, another seed) -> train.py --geopt_weights ->
+generate data -> pretrain_flow.py (uncalibrated video, another seed) -> train.py --geopt_weights (MS) ->
 export_gt_depth.py -> evaluate_depth.py -> test_simple.py. Each step runs as a subprocess and is printed first.
 """
 from __future__ import annotations
@@ -51,14 +51,15 @@ def run_demo(out_dir: str | os.PathLike = "demo", width: int = 192, height: int 
     step("3/6 Geometric Pretraining: self-supervised flow on the uncalibrated frames", "pretrain_flow.py",
          "--data_path", videos, "--model_name", "geopt", "--num_epochs", flow_epochs, *common)
     geopt = latest_weights(runs / "geopt")
-    step("4/6 Monodepth2 training (M) from the pretrained structure encoder", "train.py",
-         "--data_path", world, "--png", "--split", world / "splits", "--model_name", "depth",
+    # MS (mono + stereo, frames 0 -1 1 s): Monodepth2's best mode; the stereo pair fixes the metric scale.
+    step("4/6 Monodepth2 training (MS) from the pretrained structure encoder", "train.py",
+         "--data_path", world, "--png", "--split", world / "splits", "--model_name", "depth", "--use_stereo",
          "--num_epochs", depth_epochs, "--geopt_weights", geopt, *common)
     weights = latest_weights(runs / "depth")
-    step("5/6 evaluate on the held-out test drive (ground truth exported first)", "export_gt_depth.py",
+    step("5/6 export the test drive's ground truth", "export_gt_depth.py",
          "--data_path", world, "--split", world / "splits", "--gt_source", "depth_png")
-    step("5/6 evaluate on the held-out test drive", "evaluate_depth.py", "--load_weights_folder", weights,
-         "--eval_mono", "--eval_split", world / "splits", "--data_path", world, "--png",
+    step("5/6 evaluate on the held-out test drive (metric: x5.4, no median scaling)", "evaluate_depth.py", "--load_weights_folder", weights,
+         "--eval_stereo", "--eval_split", world / "splits", "--data_path", world, "--png",
          "--eval_out_dir", out / "eval", "--num_workers", 0)
     first = (world / "splits" / "test_files.txt").read_text().split("\n")[0].split()
     image = world / first[0] / "image_02" / "data" / f"{int(first[1]):010d}.png"

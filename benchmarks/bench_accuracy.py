@@ -1,0 +1,131 @@
+"""Accuracy after a fixed budget on the built-in synthetic world (exact ground truth, held-out test drive).
+
+    python benchmarks/bench_accuracy.py --part modes              # M / S / MS from scratch (issue: synthetic world)
+    python benchmarks/bench_accuracy.py --part geopt --seeds 0 1 2  # GeoPt pretraining vs scratch init
+
+``modes``: abs_rel / a1 of M (per-image median scaling), S and MS (metric: x5.4, no median scaling; MS also
+with median scaling) after ``--steps`` optimisation steps, next to the untrained network.
+``geopt``: for each seed, pretrain the structure encoder on uncalibrated synthetic *video* of a different world
+(seed 100 + s) for ``--flow_steps``, then train depth for ``--steps``; the same depth run from scratch init is
+the baseline. Both tables go to RESULTS.md whatever they show.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+import common
+import torch
+
+from monodepth2_geopt.experiments import (MODE_FLAGS, evaluate_weights, make_trainer, prepare_synthetic,
+                                          save_initial, train_steps)
+
+
+def depth_args(args, data, split, name, seed, extra=()):
+    return ["--data_path", data, "--png", "--split", split, "--height", args.height, "--width", args.width,
+            "--batch_size", args.batch_size, "--num_workers", args.num_workers, "--weights_init", "scratch",
+            "--no_progress", "--log_dir", args.log_dir, "--model_name", name, "--seed", seed,
+            "--learning_rate", args.learning_rate, *extra]
+
+
+def part_modes(args, data, split):
+    rows = []
+    for mode in args.modes:
+        torch.manual_seed(0)
+        trainer = make_trainer(depth_args(args, data, split, f"acc_{mode}", 0, MODE_FLAGS[mode]))
+        metric = mode != "M"
+        before = evaluate_weights(save_initial(trainer, Path(args.log_dir) / f"init_{mode}"), data, split, metric)
+        stats = train_steps(trainer, args.steps)
+        after = evaluate_weights(stats["weights"], data, split, metric)
+        row = [mode, "metric (x5.4)" if metric else "median", args.steps, round(before["abs_rel"], 3),
+               round(after["abs_rel"], 3), round(after["a1"], 3), round(stats["seconds"])]
+        if mode == "MS":
+            med = evaluate_weights(stats["weights"], data, split, False)
+            rows.append(row)
+            row = [mode, "median", args.steps, "", round(med["abs_rel"], 3), round(med["a1"], 3), ""]
+        rows.append(row)
+        print(rows[-1], flush=True)
+    return common.table(["mode", "evaluation", "steps", "abs_rel untrained", "abs_rel", "δ<1.25", "train s"], rows)
+
+
+def part_geopt(args, data, split):
+    from monodepth2_geopt.synthetic import generate_video
+    rows, gains = [], []
+    metric = args.geopt_mode != "M"
+    for seed in args.seeds:
+        videos = Path(args.work) / f"videos_{seed}"
+        if not videos.exists():
+            generate_video(videos, num_sequences=2, frames=args.video_frames, width=args.width, height=args.height,
+                           seed=100 + seed)
+        torch.manual_seed(seed)
+        flow = make_trainer(["--data_path", videos, "--height", args.height, "--width", args.width,
+                             "--batch_size", args.batch_size, "--num_workers", args.num_workers,
+                             "--weights_init", "scratch", "--no_progress", "--log_dir", args.log_dir,
+                             "--model_name", f"geopt_{seed}", "--seed", seed, "--learning_rate", args.learning_rate],
+                            flow=True)
+        flow_stats = train_steps(flow, args.flow_steps)
+        result = {}
+        for init in ("scratch", "geopt"):
+            extra = list(MODE_FLAGS[args.geopt_mode])
+            if init == "geopt":
+                extra += ["--geopt_weights", flow_stats["weights"]]
+            torch.manual_seed(seed)
+            trainer = make_trainer(depth_args(args, data, split, f"depth_{init}_{seed}", seed, extra))
+            stats = train_steps(trainer, args.steps)
+            result[init] = evaluate_weights(stats["weights"], data, split, metric)
+        gain = result["scratch"]["abs_rel"] - result["geopt"]["abs_rel"]
+        gains.append(gain)
+        rows.append([seed, round(flow_stats["last_loss"], 4), round(result["scratch"]["abs_rel"], 3),
+                     round(result["geopt"]["abs_rel"], 3), round(result["scratch"]["a1"], 3),
+                     round(result["geopt"]["a1"], 3), round(gain, 3)])
+        print(rows[-1], flush=True)
+    mean = statistics.mean(gains)
+    sd = statistics.stdev(gains) if len(gains) > 1 else 0.0
+    rows.append(["mean ± sd", "", "", "", "", "", f"{mean:.3f} ± {sd:.3f}"])
+    head = (f"Depth mode {args.geopt_mode} ({'metric' if metric else 'median'} evaluation), {args.steps} depth steps, "
+            f"{args.flow_steps} pretraining steps on uncalibrated video of another world. Positive gain = GeoPt "
+            "better.\n\n")
+    return head + common.table(["seed", "flow loss (end)", "abs_rel scratch", "abs_rel GeoPt", "δ1 scratch",
+                                "δ1 GeoPt", "abs_rel gain"], rows)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--part", choices=["modes", "geopt", "all"], default="all")
+    p.add_argument("--width", type=int, default=192)
+    p.add_argument("--height", type=int, default=64)
+    p.add_argument("--batch_size", type=int, default=4)
+    p.add_argument("--num_workers", type=int, default=1)
+    p.add_argument("--learning_rate", type=str, default="2e-4")
+    p.add_argument("--steps", type=int, default=300, help="depth optimisation steps")
+    p.add_argument("--flow_steps", type=int, default=300, help="pretraining optimisation steps")
+    p.add_argument("--modes", nargs="+", default=["M", "S", "MS"], choices=["M", "S", "MS"])
+    p.add_argument("--geopt_mode", default="S", choices=["M", "S", "MS"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--drives", type=int, default=3)
+    p.add_argument("--frames", type=int, default=40)
+    p.add_argument("--video_frames", type=int, default=80)
+    p.add_argument("--work", default=None, help="data folder (default: a temp folder)")
+    p.add_argument("--no_write", action="store_true")
+    args = p.parse_args()
+    args.work = args.work or tempfile.mkdtemp(prefix="bench_acc_")
+    args.log_dir = str(Path(args.work) / "runs")
+    data, split = prepare_synthetic(Path(args.work) / "world", args.width, args.height, args.drives, args.frames)
+    setup = (f"{args.width}x{args.height}, batch {args.batch_size}, lr {args.learning_rate}, ResNet-18 from scratch, "
+             f"world: {args.drives} drives x {args.frames} frames (last drive held out for testing).\n\n")
+    if args.part in ("modes", "all"):
+        body = setup + part_modes(args, data, split)
+        print(body)
+        if not args.no_write:
+            common.write_section("Accuracy on the synthetic world (M / S / MS)", body, common.command_line())
+    if args.part in ("geopt", "all"):
+        body = setup + part_geopt(args, data, split)
+        print(body)
+        if not args.no_write:
+            common.write_section("GeoPt vs scratch on the synthetic world", body, common.command_line())
+
+
+if __name__ == "__main__":
+    main()
