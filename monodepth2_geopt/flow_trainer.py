@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from tensorboardX import SummaryWriter
 
 import networks
 from datasets.video_dataset import UncalibratedVideoDataset, VideoDatasetError, make_mixed_dataset
@@ -25,7 +24,7 @@ from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.flow import evaluate_flow, find_flow_pairs, flow_photometric_loss, flow_to_color, predict_flows
 from monodepth2_geopt.losses import MinReprojectionConfig
 from monodepth2_geopt.trainer import Trainer
-from monodepth2_geopt.utils import init_distributed, make_loader, pick_device, seed_everything
+from monodepth2_geopt.utils import make_loader
 from networks.flow_decoder import FlowDecoder
 from networks.motion_encoder import MotionEncoder
 
@@ -73,13 +72,7 @@ class FlowTrainer(Trainer):
     def __init__(self, options):  # replaces Trainer.__init__, which builds the depth task
         self.opt = opt = options
         validate_flow_options(opt)
-        self.dist = init_distributed(not opt.no_cuda and torch.cuda.is_available())
-        self.device = pick_device(opt.no_cuda, self.dist)
-        seed_everything(opt.seed, self.dist.rank)
-        cuda = self.device.type == "cuda"
-        self.amp = opt.amp == "bf16" or (opt.amp == "auto" and cuda)
-        self.channels_last = opt.channels_last == "on" or (opt.channels_last == "auto" and cuda)
-        self.log_path = os.path.join(opt.log_dir, opt.model_name)
+        self.setup_runtime()
         self.frame_ids = list(opt.frame_ids)
         self.source_ids = self.frame_ids[1:]
         # Auto-masking is opt-in here (--flow_automask): measured on the synthetic world, with it the network
@@ -92,22 +85,8 @@ class FlowTrainer(Trainer):
         self.models = self.build_models()
         if opt.load_weights_folder:
             self.load_model()
-        for m in self.models.values():
-            m.to(self.device)
-            if self.channels_last:
-                m.to(memory_format=torch.channels_last)
-        params = [p for m in self.models.values() for p in m.parameters() if p.requires_grad]
-        self.model_optimizer = torch.optim.Adam(params, opt.learning_rate, fused=cuda or None)
-        self.model_lr_scheduler = torch.optim.lr_scheduler.StepLR(self.model_optimizer, opt.scheduler_step_size, 0.1)
-        if opt.load_weights_folder:
-            self.load_optimizer()
-        self.nets = {k: self.wrap(m) for k, m in self.models.items()}
-        self.writers = {}
-        if self.dist.is_main:
-            self.writers = {mode: SummaryWriter(os.path.join(self.log_path, mode)) for mode in ("train", "val")}
-            self.save_opts()
-        self.aug_generator = torch.Generator().manual_seed(opt.seed if opt.seed is not None else
-                                                           int(torch.initial_seed()) % 2 ** 31)
+        self.setup_optimisation()
+        self.setup_logging()
         sources = ", ".join(f"{d} (x{w:g}, {n} triplets)" for (d, w), n in zip(self.sources, self.source_sizes))
         self.log(f"Flow pretraining model named: {opt.model_name} | models and tensorboard files in {self.log_path}\n"
                  f"Training is using: {self.device} (bf16 autocast {'on' if self.amp else 'off'}, "

@@ -7,7 +7,6 @@ run really has ``scheduler_step_size`` epochs at the initial rate.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -64,13 +63,7 @@ class Trainer:
     def __init__(self, options):
         self.opt = opt = options
         validate_options(opt)
-        self.dist = init_distributed(not opt.no_cuda and torch.cuda.is_available())
-        self.device = pick_device(opt.no_cuda, self.dist)
-        seed_everything(opt.seed, self.dist.rank)
-        cuda = self.device.type == "cuda"
-        self.amp = opt.amp == "bf16" or (opt.amp == "auto" and cuda)
-        self.channels_last = opt.channels_last == "on" or (opt.channels_last == "auto" and cuda)
-        self.log_path = os.path.join(opt.log_dir, opt.model_name)
+        self.setup_runtime()
 
         # Derived values live here; the options namespace stays as the user gave it.
         self.frame_ids = list(opt.frame_ids) + (["s"] if opt.use_stereo else [])
@@ -86,24 +79,10 @@ class Trainer:
             self.load_geopt(opt.geopt_weights)
         if opt.load_weights_folder:
             self.load_model()
-        for m in self.models.values():
-            m.to(self.device)
-            if self.channels_last:
-                m.to(memory_format=torch.channels_last)
-        params = [p for m in self.models.values() for p in m.parameters() if p.requires_grad]
-        self.model_optimizer = torch.optim.Adam(params, opt.learning_rate, fused=cuda or None)
-        self.model_lr_scheduler = torch.optim.lr_scheduler.StepLR(self.model_optimizer, opt.scheduler_step_size, 0.1)
-        if opt.load_weights_folder:
-            self.load_optimizer()
-        self.nets = {k: self.wrap(m) for k, m in self.models.items()}
+        self.setup_optimisation()
 
         self.build_data()
-        self.writers = {}
-        if self.dist.is_main:
-            self.writers = {mode: SummaryWriter(os.path.join(self.log_path, mode)) for mode in ("train", "val")}
-            self.save_opts()
-        self.aug_generator = torch.Generator().manual_seed(opt.seed if opt.seed is not None else
-                                                           int(torch.initial_seed()) % 2 ** 31)
+        self.setup_logging()
         self.log(f"Training model named: {opt.model_name} | models and tensorboard files in {self.log_path}\n"
                  f"Training is using: {self.device} (bf16 autocast {'on' if self.amp else 'off'}, "
                  f"channels_last {'on' if self.channels_last else 'off'}, {self.dist.world_size} process(es))\n"
@@ -111,6 +90,42 @@ class Trainer:
                  f"{len(self.val_dataset)} validation items")
 
     # ------------------------------------------------------------------ set-up
+    # The three set-up steps below are shared with FlowTrainer (pretraining).
+    def setup_runtime(self) -> None:
+        """Process group, device, seeding, precision flags and the run folder."""
+        opt = self.opt
+        self.dist = init_distributed(not opt.no_cuda and torch.cuda.is_available())
+        self.device = pick_device(opt.no_cuda, self.dist)
+        seed_everything(opt.seed, self.dist.rank)
+        cuda = self.device.type == "cuda"
+        self.amp = opt.amp == "bf16" or (opt.amp == "auto" and cuda)
+        self.channels_last = opt.channels_last == "on" or (opt.channels_last == "auto" and cuda)
+        self.log_path = os.path.join(opt.log_dir, opt.model_name)
+
+    def setup_optimisation(self) -> None:
+        """Models to the device, Adam + StepLR (restored from adam.pth when resuming), DDP/compile wrappers."""
+        opt = self.opt
+        for m in self.models.values():
+            m.to(self.device)
+            if self.channels_last:
+                m.to(memory_format=torch.channels_last)
+        params = [p for m in self.models.values() for p in m.parameters() if p.requires_grad]
+        self.model_optimizer = torch.optim.Adam(params, opt.learning_rate, fused=self.device.type == "cuda" or None)
+        self.model_lr_scheduler = torch.optim.lr_scheduler.StepLR(self.model_optimizer, opt.scheduler_step_size, 0.1)
+        if opt.load_weights_folder:
+            self.load_optimizer()
+        self.nets = {k: self.wrap(m) for k, m in self.models.items()}
+
+    def setup_logging(self) -> None:
+        """TensorBoard writers and opt.json on rank 0; the generator of the GPU colour augmentation."""
+        opt = self.opt
+        self.writers = {}
+        if self.dist.is_main:
+            self.writers = {mode: SummaryWriter(os.path.join(self.log_path, mode)) for mode in ("train", "val")}
+            self.save_opts()
+        self.aug_generator = torch.Generator().manual_seed(opt.seed if opt.seed is not None else
+                                                           int(torch.initial_seed()) % 2 ** 31)
+
     def build_models(self) -> dict[str, nn.Module]:
         opt = self.opt
         pretrained = opt.weights_init == "pretrained"
