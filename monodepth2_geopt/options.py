@@ -14,7 +14,6 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 class MonodepthOptions:
     def __init__(self, description: str = "Monodepth2-GeoPt options"):
         p = self.parser = argparse.ArgumentParser(description=description)
-        a = p.add_argument
 
         g = p.add_argument_group("PATHS")
         g.add_argument("--data_path", type=str, default=os.path.join(REPO_ROOT, "kitti_data"),
