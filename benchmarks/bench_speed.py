@@ -117,6 +117,8 @@ def main():
     p.add_argument("--no_cuda", action="store_true")
     p.add_argument("--quick", action="store_true", help="tiny CPU smoke run (64x192, batch 2, 2 steps)")
     p.add_argument("--no_write", action="store_true", help="do not update RESULTS.md")
+    p.add_argument("--data_size", nargs=2, type=int, default=[1242, 375], metavar=("W", "H"),
+                   help="size of the generated frames (KITTI's by default)")
     args = p.parse_args()
     if args.quick:
         args.height, args.width, args.batch_size, args.num_workers, args.steps, args.warmup = 64, 192, 2, 0, 2, 1
@@ -124,7 +126,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="bench_speed_")
     args.log_dir = tmp
     if args.data_path is None:
-        size = (320, 96) if args.quick else (1242, 375)
+        size = (320, 96) if args.quick else tuple(args.data_size)
         args.data_path = make_data(Path(tempfile.gettempdir()) / f"m2g_bench_{size[0]}x{size[1]}", *size,
                                    frames=12 if args.quick else 60)
     cuda = torch.cuda.is_available() and not args.no_cuda
