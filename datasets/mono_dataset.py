@@ -101,7 +101,7 @@ class MonoDataset(Dataset):
             cached = self.image_cache.get(folder, frame_index, side)
             if cached is not None:
                 cached = cached[:, ::-1] if do_flip else cached
-                return torch.from_numpy(np.ascontiguousarray(cached)).permute(2, 0, 1).contiguous()
+                return torch.from_numpy(np.array(cached)).permute(2, 0, 1).contiguous()  # copy: memmap is read-only
         img = self.loader(self.get_image_path(folder, frame_index, side))
         if img.size != (self.width, self.height):
             img = img.resize((self.width, self.height), self.resample)
