@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
 import torch.nn as nn
 
 import networks
@@ -185,12 +184,9 @@ class FlowTrainer(Trainer):
                  f"| Fl-all {metrics['fl_all']:.2f} %")
 
     def log_tb(self, mode, inputs, outputs, losses):
-        writer = self.writers.get(mode)
+        writer = self.log_scalars(mode, losses)
         if writer is None:
             return
-        for name, value in losses.items():
-            writer.add_scalar(name, float(value.detach()) if torch.is_tensor(value) else float(value), self.step)
-        writer.add_scalar("lr", self.model_optimizer.param_groups[0]["lr"], self.step)
         s = min(self.opt.scales)
         for j in range(min(4, inputs[("color", 0, 0)].shape[0])):
             for f in self.frame_ids:

@@ -409,13 +409,19 @@ class Trainer:
         self.log(f"epoch {self.epoch:>3} | batch {batch_idx:>6} | examples/s: {rate:5.1f} | loss: {loss:.5f} | "
                  f"time elapsed: {sec_to_hm_str(elapsed)} | time left: {sec_to_hm_str(left)} | seen {done}")
 
-    def log_tb(self, mode, inputs, outputs, losses):
+    def log_scalars(self, mode, losses):
+        """Losses and the learning rate to TensorBoard; returns the writer (None off rank 0)."""
         writer = self.writers.get(mode)
+        if writer is not None:
+            for name, value in losses.items():
+                writer.add_scalar(name, float(value.detach()) if torch.is_tensor(value) else float(value), self.step)
+            writer.add_scalar("lr", self.model_optimizer.param_groups[0]["lr"], self.step)
+        return writer
+
+    def log_tb(self, mode, inputs, outputs, losses):
+        writer = self.log_scalars(mode, losses)
         if writer is None:
             return
-        for name, value in losses.items():
-            writer.add_scalar(name, float(value.detach()) if torch.is_tensor(value) else float(value), self.step)
-        writer.add_scalar("lr", self.model_optimizer.param_groups[0]["lr"], self.step)
         for j in range(min(4, self.opt.batch_size, inputs[("color", 0, 0)].shape[0])):
             for s in self.opt.scales:
                 for f in self.frame_ids:
