@@ -58,9 +58,8 @@ def make_trainer(args: list[str], flow: bool = False):
 
 def save_initial(trainer, folder: str | os.PathLike) -> Path:
     """Save a trainer's current (e.g. untrained) depth networks as a weights folder."""
-    meta = {"height": trainer.opt.height, "width": trainer.opt.width, "use_stereo": trainer.opt.use_stereo}
     return checkpoint.save_weights_folder(folder, {k: trainer.models[k] for k in ("encoder", "depth")},
-                                          encoder_meta=meta)
+                                          encoder_meta=trainer.encoder_meta())
 
 
 def evaluate_weights(weights: str | os.PathLike, data_path: str | os.PathLike, split_dir: str | os.PathLike,

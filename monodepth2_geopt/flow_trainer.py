@@ -198,13 +198,9 @@ class FlowTrainer(Trainer):
                 writer.add_image(f"automask_{s}/{j}", outputs[f"identity_selection/{s}"][j][None], self.step)
 
     # ------------------------------------------------------------------ checkpoints
-    def save_model(self):
-        if not self.dist.is_main:
-            return
-        folder = os.path.join(self.log_path, "models", f"weights_{self.epoch}")
-        meta = {"height": self.opt.height, "width": self.opt.width, "use_stereo": False}
-        checkpoint.save_weights_folder(folder, self.models, self.model_optimizer, encoder_meta=meta)
-        self.log(f"saved {folder}")
+    def encoder_meta(self) -> dict:
+        """Pretraining never sees a stereo pair."""
+        return dict(super().encoder_meta(), use_stereo=False)
 
     def load_model(self):
         """Resume: every network of this run must be in --load_weights_folder (adam.pth is optional)."""

@@ -441,12 +441,15 @@ class Trainer:
         checkpoint.save_options(self.opt, os.path.join(self.log_path, "models"),
                                 derived={"frame_ids": self.frame_ids, "device": str(self.device)})
 
+    def encoder_meta(self) -> dict:
+        """The metadata Monodepth2 stores in encoder.pth."""
+        return {"height": self.opt.height, "width": self.opt.width, "use_stereo": self.opt.use_stereo}
+
     def save_model(self):
         if not self.dist.is_main:
             return
         folder = os.path.join(self.log_path, "models", f"weights_{self.epoch}")
-        meta = {"height": self.opt.height, "width": self.opt.width, "use_stereo": self.opt.use_stereo}
-        checkpoint.save_weights_folder(folder, self.models, self.model_optimizer, encoder_meta=meta)
+        checkpoint.save_weights_folder(folder, self.models, self.model_optimizer, encoder_meta=self.encoder_meta())
         self.log(f"saved {folder}")
 
     def load_model(self):
