@@ -187,6 +187,18 @@ def save_options(opt, models_dir: str | os.PathLike, derived: dict | None = None
     atomic_write_text(" ".join([os.path.basename(sys.executable)] + sys.argv) + "\n", models_dir / "command.txt")
 
 
+def require_weight_files(weights_folder: str | os.PathLike, names, why: str) -> Path:
+    """The folder as a Path, or an InputError naming the missing folder or file (``why``: what it should be)."""
+    folder = Path(weights_folder)
+    if not folder.is_dir():
+        raise InputError(f"weights folder {folder} does not exist (pass --load_weights_folder "
+                         "<log_dir>/<model_name>/models/weights_<epoch>)")
+    for name in names:
+        if not (folder / name).is_file():
+            raise InputError(f"{folder} has no {name}: {why}")
+    return folder
+
+
 def load_depth_model(weights_folder: str | os.PathLike, device: torch.device | str = "cpu",
                      scales=range(4)) -> tuple[nn.Module, nn.Module, dict]:
     """Build encoder + depth decoder from a weights folder; the ResNet depth and input size come from the file.
@@ -195,14 +207,8 @@ def load_depth_model(weights_folder: str | os.PathLike, device: torch.device | s
     """
     from networks import DepthDecoder, ResnetEncoder
 
-    folder = Path(weights_folder)
-    if not folder.is_dir():
-        raise InputError(f"weights folder {folder} does not exist (pass --load_weights_folder "
-                         "<log_dir>/<model_name>/models/weights_<epoch>)")
-    for name in ("encoder.pth", "depth.pth"):
-        if not (folder / name).is_file():
-            raise InputError(f"{folder} has no {name}: is it a depth weights folder "
-                             "(models/weights_<epoch> written by train.py)?")
+    folder = require_weight_files(weights_folder, ("encoder.pth", "depth.pth"),
+                                  "is it a depth weights folder (models/weights_<epoch> written by train.py)?")
     state, meta = load_state_file(folder / "encoder.pth")
     num_layers = infer_resnet_layers(state)
     if num_layers is None:

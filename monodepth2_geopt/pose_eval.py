@@ -105,16 +105,13 @@ def load_pose_model(weights_folder: str | Path, device: torch.device | str = "cp
     The input size is read from the checkpoint metadata (``encoder.pth`` of the same folder, else the pose
     encoder's own), the ResNet depth and number of stacked frames from the pose encoder's weights.
     """
-    from monodepth2_geopt.checkpoint import describe_encoder, infer_resnet_layers, load_into, load_state_file
+    from monodepth2_geopt.checkpoint import (describe_encoder, infer_resnet_layers, load_into, load_state_file,
+                                             require_weight_files)
     from networks import PoseDecoder, ResnetEncoder
 
-    folder = Path(weights_folder)
-    if not folder.is_dir():
-        raise InputError(f"weights folder {folder} does not exist")
-    for name in ("pose_encoder.pth", "pose.pth"):
-        if not (folder / name).is_file():
-            raise InputError(f"{folder} has no {name}: pose evaluation needs a model trained with "
-                             "--pose_model_type separate_resnet (pose_encoder.pth + pose.pth)")
+    folder = require_weight_files(weights_folder, ("pose_encoder.pth", "pose.pth"),
+                                  "pose evaluation needs a model trained with --pose_model_type separate_resnet "
+                                  "(pose_encoder.pth + pose.pth)")
     state, meta = load_state_file(folder / "pose_encoder.pth")
     num_layers = infer_resnet_layers(state)
     conv1 = state.get("encoder.conv1.weight")
