@@ -2,12 +2,14 @@
 
     python benchmarks/bench_accuracy.py --part modes              # M / S / MS from scratch (issue: synthetic world)
     python benchmarks/bench_accuracy.py --part geopt --seeds 0 1 2  # GeoPt pretraining vs scratch init
+    python benchmarks/bench_accuracy.py --part automask            # M from scratch: auto-masking schedules
 
 ``modes``: abs_rel / a1 of M (per-image median scaling), S and MS (metric: x5.4, no median scaling; MS also
 with median scaling) after ``--steps`` optimisation steps, next to the untrained network.
 ``geopt``: for each seed, pretrain the structure encoder on uncalibrated synthetic *video* of a different world
 (seed 100 + s) for ``--flow_steps``, then train depth for ``--steps``; the same depth run from scratch init is
-the baseline. Both tables go to RESULTS.md whatever they show.
+the baseline. ``automask``: M mode with auto-masking from step 0 (Monodepth2), never, and after
+``--automask_warmup`` steps. Every table goes to RESULTS.md whatever it shows.
 """
 from __future__ import annotations
 
@@ -30,11 +32,17 @@ def depth_args(args, data, split, name, seed, extra=()):
             "--learning_rate", args.learning_rate, *extra]
 
 
+def mode_flags(args, mode):
+    """train.py flags of a mode, with the benchmark's --automask_warmup for modes with temporal frames."""
+    warmup = ["--automask_warmup", args.automask_warmup] if mode != "S" and args.automask_warmup else []
+    return [*MODE_FLAGS[mode], *warmup]
+
+
 def part_modes(args, data, split):
     rows = []
     for mode in args.modes:
         torch.manual_seed(0)
-        trainer = make_trainer(depth_args(args, data, split, f"acc_{mode}", 0, MODE_FLAGS[mode]))
+        trainer = make_trainer(depth_args(args, data, split, f"acc_{mode}", 0, mode_flags(args, mode)))
         metric = mode != "M"
         before = evaluate_weights(save_initial(trainer, Path(args.log_dir) / f"init_{mode}"), data, split, metric)
         stats = train_steps(trainer, args.steps)
@@ -48,6 +56,23 @@ def part_modes(args, data, split):
         rows.append(row)
         print(rows[-1], flush=True)
     return common.table(["mode", "evaluation", "steps", "abs_rel untrained", "abs_rel", "δ<1.25", "train s"], rows)
+
+
+def part_automask(args, data, split):
+    rows = []
+    schedules = {"from step 0 (Monodepth2)": [], "off (--disable_automasking)": ["--disable_automasking"],
+                 f"after {args.automask_warmup} steps": ["--automask_warmup", args.automask_warmup]}
+    for name, extra in schedules.items():
+        torch.manual_seed(0)
+        trainer = make_trainer(depth_args(args, data, split, f"automask_{len(rows)}", 0, extra))
+        before = evaluate_weights(save_initial(trainer, Path(args.log_dir) / f"init_am_{len(rows)}"), data, split)
+        stats = train_steps(trainer, args.steps)
+        after = evaluate_weights(stats["weights"], data, split)
+        rows.append([name, args.steps, round(before["abs_rel"], 3), round(after["abs_rel"], 3),
+                     round(before["a1"], 3), round(after["a1"], 3), round(stats["seconds"])])
+        print(rows[-1], flush=True)
+    return "M mode, median-scaled evaluation.\n\n" + common.table(
+        ["auto-masking", "steps", "abs_rel untrained", "abs_rel", "δ<1.25 untrained", "δ<1.25", "train s"], rows)
 
 
 def part_geopt(args, data, split):
@@ -68,7 +93,7 @@ def part_geopt(args, data, split):
         flow_stats = train_steps(flow, args.flow_steps)
         result = {}
         for init in ("scratch", "geopt"):
-            extra = list(MODE_FLAGS[args.geopt_mode])
+            extra = mode_flags(args, args.geopt_mode)
             if init == "geopt":
                 extra += ["--geopt_weights", flow_stats["weights"]]
             torch.manual_seed(seed)
@@ -93,7 +118,7 @@ def part_geopt(args, data, split):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--part", choices=["modes", "geopt", "all"], default="all")
+    p.add_argument("--part", choices=["modes", "geopt", "automask", "all"], default="all")
     p.add_argument("--width", type=int, default=192)
     p.add_argument("--height", type=int, default=64)
     p.add_argument("--batch_size", type=int, default=4)
@@ -101,6 +126,8 @@ def main():
     p.add_argument("--learning_rate", type=str, default="2e-4")
     p.add_argument("--steps", type=int, default=300, help="depth optimisation steps")
     p.add_argument("--flow_steps", type=int, default=300, help="pretraining optimisation steps")
+    p.add_argument("--automask_warmup", type=int, default=75,
+                   help="train.py's --automask_warmup for M and MS (0: Monodepth2's schedule)")
     p.add_argument("--modes", nargs="+", default=["M", "S", "MS"], choices=["M", "S", "MS"])
     p.add_argument("--geopt_mode", default="S", choices=["M", "S", "MS"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -120,6 +147,11 @@ def main():
         print(body)
         if not args.no_write:
             common.write_section("Accuracy on the synthetic world (M / S / MS)", body, common.command_line())
+    if args.part in ("automask", "all"):
+        body = setup + part_automask(args, data, split)
+        print(body)
+        if not args.no_write:
+            common.write_section("Auto-masking schedule for M from scratch", body, common.command_line())
     if args.part in ("geopt", "all"):
         body = setup + part_geopt(args, data, split)
         print(body)

@@ -61,6 +61,10 @@ class MonodepthOptions:
         g.add_argument("--v1_multiscale", action="store_true", help="if set, uses monodepth v1 multiscale")
         g.add_argument("--avg_reprojection", action="store_true", help="if set, uses average reprojection loss")
         g.add_argument("--disable_automasking", action="store_true", help="if set, doesn't do auto-masking")
+        g.add_argument("--automask_warmup", type=int, default=0,
+                       help="optimisation steps at the start with auto-masking off (0: on from the first step, as in "
+                            "Monodepth2). From scratch in M mode, auto-masking from step 0 can trap the pose network "
+                            "in a sideways motion; a warm-up of ~100 steps lets it find the forward motion first")
         g.add_argument("--predictive_mask", action="store_true",
                        help="if set, uses a predictive masking scheme as in Zhou et al (needs --disable_automasking)")
         g.add_argument("--no_ssim", action="store_true", help="if set, disables ssim in the loss")

@@ -7,6 +7,7 @@ run really has ``scheduler_step_size`` epochs at the initial rate.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -46,6 +47,10 @@ def validate_options(opt) -> None:
         raise InputError("--frame_ids 0 alone needs --use_stereo (S mode): there is no source frame to warp")
     if not set(opt.scales) <= {0, 1, 2, 3}:
         raise InputError(f"--scales must be a subset of 0 1 2 3, got {opt.scales}")
+    if opt.automask_warmup < 0:
+        raise InputError(f"--automask_warmup must be >= 0 steps, got {opt.automask_warmup}")
+    if opt.automask_warmup and opt.disable_automasking:
+        raise InputError("--automask_warmup has no effect with --disable_automasking; drop one of them")
     if opt.predictive_mask and not opt.disable_automasking:
         raise InputError("--predictive_mask needs --disable_automasking (the two masks are alternatives)")
 
@@ -73,6 +78,8 @@ class Trainer:
         self.use_pose_net = not (opt.use_stereo and opt.frame_ids == [0])
         self.loss_cfg = MinReprojectionConfig(avg_reprojection=opt.avg_reprojection,
                                               automask=not opt.disable_automasking, no_ssim=opt.no_ssim)
+        self.warmup_loss_cfg = dataclasses.replace(self.loss_cfg, automask=False)
+        self.step, self.epoch = 0, 0
 
         self.models = self.build_models()
         if opt.geopt_weights:
@@ -329,14 +336,19 @@ class Trainer:
                 outputs[("color", frame_id, scale)] = geometry.sample(inputs[("color", frame_id, source_scale)],
                                                                       pix, padding_mode="border")
 
+    def active_loss_cfg(self) -> MinReprojectionConfig:
+        """The reprojection-loss settings at the current step (auto-masking is off during --automask_warmup)."""
+        return self.warmup_loss_cfg if self.step < self.opt.automask_warmup else self.loss_cfg
+
     def compute_losses(self, inputs, outputs):
         opt, losses, total = self.opt, {}, 0.0
+        cfg = self.active_loss_cfg()
         sources = self.frame_ids[1:]
         identity = {}  # auto-masking errors per comparison resolution, shared by the scales that use it
         for scale in opt.scales:
             source_scale = scale if opt.v1_multiscale else 0
             target = inputs[("color", 0, source_scale)]
-            if self.loss_cfg.automask and source_scale not in identity:
+            if cfg.automask and source_scale not in identity:
                 identity[source_scale] = identity_reprojection_errors(
                     [inputs[("color", f, source_scale)] for f in sources], target, opt.no_ssim)
             mask = None
@@ -346,7 +358,7 @@ class Trainer:
                     mask = F.interpolate(mask, [opt.height, opt.width], mode="bilinear", align_corners=False)
             loss, selection, _ = min_reprojection_loss(
                 [outputs[("color", f, scale)] for f in sources],
-                [inputs[("color", f, source_scale)] for f in sources], target, self.loss_cfg, mask,
+                [inputs[("color", f, source_scale)] for f in sources], target, cfg, mask,
                 identity.get(source_scale))
             if mask is not None:
                 loss = loss + 0.2 * F.binary_cross_entropy(mask, torch.ones_like(mask))

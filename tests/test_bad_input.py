@@ -74,6 +74,8 @@ def test_cli_missing_split_file_names_path(kitti_tiny, tmp_path):
     (["--frame_ids", "0"], "--use_stereo"),
     (["--scales", "0", "4"], "--scales"),
     (["--predictive_mask"], "--disable_automasking"),
+    (["--automask_warmup", "-1"], "--automask_warmup"),
+    (["--automask_warmup", "5", "--disable_automasking"], "--automask_warmup"),
 ])
 def test_bad_options(kitti_tiny, tmp_path, extra, needle):
     assert needle in trainer_error(kitti_tiny, tmp_path, *extra)

@@ -203,6 +203,29 @@ def test_ablations_one_step(kitti_tiny, tmp_path, extra):
         assert outputs[("predictive_mask", "disp", 0)].shape == (2, 2, 64, 96)  # one channel per source frame
 
 
+def test_automask_warmup_switches_auto_masking_on_at_the_given_step(kitti_tiny, tmp_path):
+    """Before --automask_warmup steps the loss is the unmasked one (identical to --disable_automasking), from
+    that step on it is Monodepth2's auto-masked one (never larger: a per-pixel min with one more candidate)."""
+    trainer = make_trainer(kitti_tiny, tmp_path, "--automask_warmup", "3")
+    plain = make_trainer(kitti_tiny, tmp_path / "plain", "--disable_automasking")
+    for name, model in plain.models.items():
+        model.load_state_dict(trainer.models[name].state_dict())
+    trainer.set_eval()
+    plain.set_eval()
+    inputs = first_batch(trainer, augment=False)
+    with torch.no_grad():
+        losses = {}
+        for step in (0, 2, 3, 10):
+            trainer.step = step
+            outputs, out_losses = trainer.process_batch(inputs)
+            losses[step] = out_losses["loss"].item()
+            assert ("identity_selection/0" in outputs) == (step >= 3), step
+        unmasked = plain.process_batch(inputs)[1]["loss"].item()
+    assert losses[0] == pytest.approx(unmasked, rel=1e-6) and losses[2] == pytest.approx(unmasked, rel=1e-6)
+    assert losses[3] == pytest.approx(losses[10], rel=1e-4)
+    assert losses[3] < losses[0]
+
+
 def test_true_depth_and_pose_reproduce_the_target_through_the_trainer(kitti_tiny, tmp_path, monkeypatch):
     """Dataset -> prepare_batch -> generate_images_pred sign chain on the planar scene (MS, random flips).
 
