@@ -11,14 +11,11 @@ that are task specific: set-up, models, data, ``process_batch``, monitoring and 
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import torch.nn as nn
 
 import networks
 from datasets.video_dataset import UncalibratedVideoDataset, VideoDatasetError, make_mixed_dataset
-from monodepth2_geopt import checkpoint
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.flow import evaluate_flow, find_flow_pairs, flow_photometric_loss, flow_to_color, predict_flows
 from monodepth2_geopt.losses import MinReprojectionConfig
@@ -204,14 +201,4 @@ class FlowTrainer(Trainer):
 
     def load_model(self):
         """Resume: every network of this run must be in --load_weights_folder (adam.pth is optional)."""
-        folder = Path(os.path.expanduser(self.opt.load_weights_folder))
-        if not folder.is_dir():
-            raise InputError(f"--load_weights_folder {folder} is not a folder")
-        self.log(f"loading model from folder {folder}")
-        for name in MODEL_NAMES:
-            path = folder / f"{name}.pth"
-            if not path.is_file():
-                raise InputError(f"--load_weights_folder {folder} has no {name}.pth: point at a weights folder "
-                                 "written by pretrain_flow.py")
-            checkpoint.load_into(self.models[name], path, name)
-            self.log(f"  loaded {name}")
+        self.load_networks(MODEL_NAMES, "point --load_weights_folder at a weights folder written by pretrain_flow.py")

@@ -465,19 +465,22 @@ class Trainer:
         self.log(f"saved {folder}")
 
     def load_model(self):
-        folder = Path(os.path.expanduser(self.opt.load_weights_folder))
-        if not folder.is_dir():
-            raise InputError(f"--load_weights_folder {folder} is not a folder")
-        self.log(f"loading model from folder {folder}")
+        names = []
         for name in self.opt.models_to_load:
-            if name not in self.models:
+            if name in self.models:
+                names.append(name)
+            else:
                 self.log(f"  skipping {name}: this run has no such model")
-                continue
-            path = folder / f"{name}.pth"
-            if not path.is_file():
-                raise InputError(f"--load_weights_folder {folder} has no {name}.pth; drop {name} from "
-                                 "--models_to_load or point at a complete weights folder")
-            checkpoint.load_into(self.models[name], path, name)
+        self.load_networks(names, "drop it from --models_to_load or point --load_weights_folder at a complete "
+                                  "weights folder")
+
+    def load_networks(self, names, why: str) -> None:
+        """Load ``<name>.pth`` of --load_weights_folder into each named model, in order, each file checked first."""
+        folder = checkpoint.require_weight_files(os.path.expanduser(self.opt.load_weights_folder), (), why)
+        self.log(f"loading model from folder {folder}")
+        for name in names:
+            checkpoint.require_weight_files(folder, [f"{name}.pth"], why)
+            checkpoint.load_into(self.models[name], folder / f"{name}.pth", name)
             self.log(f"  loaded {name}")
 
     def load_optimizer(self):
