@@ -23,8 +23,14 @@ def _batches(loader):
             yield batch
 
 
-def train_steps(trainer, steps: int) -> dict:
-    """Run ``steps`` optimisation steps of a Trainer/FlowTrainer (cycling its loader); save; return stats."""
+def train_steps(trainer, steps: int, lr: float | None = None) -> dict:
+    """Run ``steps`` optimisation steps of a Trainer/FlowTrainer (cycling its loader); save; return stats.
+
+    ``lr``: learning rate for these steps (otherwise the option's, or the one adam.pth restored on resuming).
+    """
+    if lr is not None:
+        for group in trainer.model_optimizer.param_groups:
+            group["lr"] = lr
     trainer.set_train()
     batches = _batches(trainer.train_loader)
     first, last = [], []

@@ -78,9 +78,9 @@ class MonodepthOptions:
         g = p.add_argument_group("SYSTEM options")
         g.add_argument("--no_cuda", action="store_true", help="if set disables CUDA")
         g.add_argument("--num_workers", type=int, default=12, help="number of dataloader workers")
-        g.add_argument("--amp", type=str, default="off", choices=["auto", "bf16", "off"],
-                       help="bf16 autocast (opt-in: it changed the result of a short synthetic-world run, see "
-                            "benchmarks/RESULTS.md); auto = on for CUDA only")
+        g.add_argument("--amp", type=str, default="auto", choices=["auto", "bf16", "off"],
+                       help="bf16 autocast for the networks (geometry and losses stay fp32): auto = on for CUDA, "
+                            "off on the CPU; off = Monodepth2's fp32")
         g.add_argument("--channels_last", type=str, default="auto", choices=["auto", "on", "off"],
                        help="channels_last memory format: auto = on for CUDA")
         g.add_argument("--compile", action="store_true", help="torch.compile the networks")

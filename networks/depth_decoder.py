@@ -39,5 +39,6 @@ class DepthDecoder(nn.Module):
             x = self.decoder[2 * level + 1](x)
             if i in self.scales:
                 head = self.decoder[10 + self.scales.index(i)]
-                outputs[("disp", i)] = torch.sigmoid(head(x))
+                # fp32 activation: under bf16 autocast the disparity keeps full precision (conv stays bf16)
+                outputs[("disp", i)] = torch.sigmoid(head(x).float())
         return outputs

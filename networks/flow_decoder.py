@@ -117,5 +117,6 @@ class FlowDecoder(nn.Module):
                 x = torch.cat([x, input_features[i - 1]], 1)
             x = self.blocks[f"up{i}_1"](x, latent)
             if i in self.scales:
-                outputs[("flow", i)] = bound * torch.tanh(slope * self.heads[str(i)](x))
+                # fp32 from the head on: bf16 pixels would be quantised to 1/8 px at 30 px under autocast
+                outputs[("flow", i)] = bound * torch.tanh(slope * self.heads[str(i)](x).float())
         return outputs

@@ -127,3 +127,48 @@ def kitti_raw_mini(shared_data) -> Path:
     if not (root / "2011_09_26" / "calib_cam_to_cam.txt").is_file():
         pytest.skip(f"kitti_raw_mini not found at {root}")
     return root
+
+
+# --------------------------------------------------------------------------- training on the synthetic world
+SYNTH_WIDTH, SYNTH_HEIGHT = 160, 64
+MONO_STEPS, MONO_AUTOMASK_WARMUP = 250, 75
+
+
+def synthetic_trainer(world, log_dir, name: str, mode: str, seed: int = 0, extra=()):
+    """A CPU Trainer on a synthetic world from ``prepare_synthetic``: ResNet-18 from scratch, 160x64, batch 4,
+    lr 2e-4, no loader workers; ``mode`` is "M", "S" or "MS"; ``extra`` are more train.py flags."""
+    from monodepth2_geopt.experiments import MODE_FLAGS, make_trainer
+    data, split = world
+    torch.manual_seed(seed)
+    return make_trainer(["--data_path", data, "--png", "--split", split, "--height", SYNTH_HEIGHT,
+                         "--width", SYNTH_WIDTH, "--batch_size", 4, "--num_workers", 0, "--weights_init", "scratch",
+                         "--no_progress", "--log_dir", log_dir, "--model_name", name, "--seed", seed,
+                         "--learning_rate", "2e-4", "--no_cuda", *MODE_FLAGS[mode], *extra])
+
+
+@pytest.fixture(scope="session")
+def mono_world(tmp_path_factory):
+    """A 5-drive synthetic world at 160x64: drives 1-4 train (more scenes and speeds for the pose network),
+    drive 5 is the held-out test drive. Returns (data_path, split_dir)."""
+    from monodepth2_geopt.experiments import prepare_synthetic
+    return prepare_synthetic(tmp_path_factory.mktemp("mono_world"), SYNTH_WIDTH, SYNTH_HEIGHT, drives=5,
+                             frames=30, seed=0)
+
+
+@pytest.fixture(scope="session")
+def mono_run(mono_world, tmp_path_factory):
+    """M mode from scratch, ``MONO_STEPS`` steps with ``--automask_warmup MONO_AUTOMASK_WARMUP`` (about 2.5 min on
+    2 CPU cores), run once per session: the M learning test checks it and the speed-option check starts from it.
+
+    Returns a namespace with ``before`` / ``after`` (median-scaled metrics on the held-out drive of the untrained
+    and trained networks), ``stats`` (from ``train_steps``) and ``weights`` (the trained weights folder).
+    """
+    from monodepth2_geopt.experiments import evaluate_weights, save_initial, train_steps
+    data, split = mono_world
+    log_dir = tmp_path_factory.mktemp("mono_run")
+    trainer = synthetic_trainer(mono_world, log_dir, "M", "M",
+                                extra=["--automask_warmup", MONO_AUTOMASK_WARMUP])
+    before = evaluate_weights(save_initial(trainer, log_dir / "untrained"), data, split)
+    stats = train_steps(trainer, MONO_STEPS)
+    after = evaluate_weights(stats["weights"], data, split)
+    return types.SimpleNamespace(before=before, after=after, stats=stats, weights=stats["weights"])

@@ -9,33 +9,20 @@ depth does not improve; without auto-masking for the first steps it finds the fo
 auto-masking (needed for static frames in real data) is switched on afterwards.
 """
 import pytest
-import torch
 
-from monodepth2_geopt.experiments import (MODE_FLAGS, evaluate_weights, make_trainer, prepare_synthetic,
-                                          save_initial, train_steps)
-
-WIDTH, HEIGHT = 160, 64
+from monodepth2_geopt.experiments import evaluate_weights, prepare_synthetic, save_initial, train_steps
+from tests.conftest import MONO_AUTOMASK_WARMUP, MONO_STEPS, SYNTH_HEIGHT, SYNTH_WIDTH, synthetic_trainer
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     # 2 drives: the first trains (frames 1..28, l and r), the second is the held-out test drive.
-    return prepare_synthetic(tmp_path_factory.mktemp("world"), WIDTH, HEIGHT, drives=2, frames=30, seed=0)
+    return prepare_synthetic(tmp_path_factory.mktemp("world"), SYNTH_WIDTH, SYNTH_HEIGHT, drives=2, frames=30, seed=0)
 
 
-@pytest.fixture(scope="module")
-def mono_world(tmp_path_factory):
-    # 5 drives: 4 train (more scenes and speeds for the pose network), the last is the held-out test drive.
-    return prepare_synthetic(tmp_path_factory.mktemp("mono_world"), WIDTH, HEIGHT, drives=5, frames=30, seed=0)
-
-
-def run(world, tmp_path, mode, steps, lr="2e-4", extra=()):
+def run(world, tmp_path, mode, steps):
     data, split = world
-    torch.manual_seed(0)
-    trainer = make_trainer([*extra, "--data_path", data, "--png", "--split", split, "--height", HEIGHT, "--width", WIDTH,
-                            "--batch_size", 4, "--num_workers", 0, "--weights_init", "scratch", "--no_progress",
-                            "--log_dir", tmp_path, "--model_name", mode, "--seed", 0, "--learning_rate", lr,
-                            "--no_cuda", *MODE_FLAGS[mode]])
+    trainer = synthetic_trainer(world, tmp_path, mode, mode)
     stereo = mode == "S"
     before = evaluate_weights(save_initial(trainer, tmp_path / "untrained"), data, split, stereo=stereo)
     stats = train_steps(trainer, steps)
@@ -55,10 +42,10 @@ def test_stereo_training_learns_metric_depth(world, tmp_path):
     assert after["ratio_median"] == pytest.approx(1.0), "stereo evaluation must not median-scale"
 
 
-def test_mono_training_learns_depth_up_to_scale(mono_world, tmp_path):
-    before, after, stats = run(mono_world, tmp_path, "M", 250, extra=["--automask_warmup", 75])
-    msg = (f"M mode, 250 steps (auto-masking from step 75): median-scaled abs_rel {before['abs_rel']:.3f} -> "
-           f"{after['abs_rel']:.3f}, a1 {before['a1']:.3f} -> {after['a1']:.3f}, "
+def test_mono_training_learns_depth_up_to_scale(mono_run):
+    before, after, stats = mono_run.before, mono_run.after, mono_run.stats
+    msg = (f"M mode, {MONO_STEPS} steps (auto-masking from step {MONO_AUTOMASK_WARMUP}): median-scaled abs_rel "
+           f"{before['abs_rel']:.3f} -> {after['abs_rel']:.3f}, a1 {before['a1']:.3f} -> {after['a1']:.3f}, "
            f"loss {stats['first_loss']:.4f} -> {stats['last_loss']:.4f}")
     print(msg)
     assert after["abs_rel"] < 0.6 * before["abs_rel"], msg

@@ -3,41 +3,44 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-import torch
-
-from monodepth2_geopt.experiments import MODE_FLAGS, evaluate_weights, make_trainer, prepare_synthetic, train_steps
+from monodepth2_geopt.experiments import evaluate_weights, train_steps
+from tests.conftest import synthetic_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
+CONTINUE_STEPS = 100
+FINE_LR = 2e-5
+FP32 = ["--amp", "off", "--channels_last", "off"]
+# Every speed option the CPU has (torch.compile is left to the GPU benchmark: compiling on 2 cores takes minutes).
+ALL_ON = ["--amp", "bf16", "--channels_last", "on"]
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return prepare_synthetic(tmp_path_factory.mktemp("world"), 160, 64, drives=2, frames=30, seed=0)
+def continue_training(mono_world, mono_run, log_dir, name, flags):
+    """Resume ``mono_run``'s model and optimiser, train CONTINUE_STEPS more at lr 2e-5, return abs_rel."""
+    trainer = synthetic_trainer(mono_world, log_dir, name, "M",
+                                extra=["--load_weights_folder", mono_run.weights, *flags])
+    stats = train_steps(trainer, CONTINUE_STEPS, lr=FINE_LR)
+    return evaluate_weights(stats["weights"], *mono_world)["abs_rel"]
 
 
-def abs_rel_after(world, tmp_path, name, flags, steps=150):
-    data, split = world
-    torch.manual_seed(0)
-    trainer = make_trainer(["--data_path", data, "--png", "--split", split, "--height", 64, "--width", 160,
-                            "--batch_size", 4, "--num_workers", 0, "--weights_init", "scratch", "--no_progress",
-                            "--log_dir", tmp_path, "--model_name", name, "--seed", 0, "--learning_rate", "2e-4",
-                            "--no_cuda", *MODE_FLAGS["S"], *flags])
-    stats = train_steps(trainer, steps)
-    return evaluate_weights(stats["weights"], data, split, stereo=True)["abs_rel"]
+def test_speed_options_keep_the_training_result(mono_world, mono_run, tmp_path):
+    """bf16 autocast + channels_last give the fp32 result within 2% (relative abs_rel), the issue's bound.
 
-
-def test_default_speed_options_keep_the_result(world, tmp_path):
-    """channels_last (on by default for CUDA) must not change what training learns.
-
-    The issue's target is 2% at full size. At this 150-step CPU budget the run is chaotic: channels_last alone
-    (different conv kernels, same maths) measured 0.238 against fp32's 0.248 (4%), so the bound here is 10%,
-    which still catches a broken memory-format path. bf16 autocast is opt-in (--amp bf16): in this check it gave
-    0.431, so it is not a default until it is verified at full size on a GPU.
+    Both runs resume the same M model (``mono_run``: 250 steps from scratch) and its Adam state, and train 100
+    more steps at Monodepth2's second-phase rate (lr / 10) with the same seed, data order and augmentation, so
+    the only difference is the arithmetic. Measured: start 0.330, fp32 0.3036, all options 0.3037 (0.03%), while
+    fp32 with another seed gives 0.3117 (2.7%), so the bound sits below the run-to-run spread and the options
+    far inside it. From-scratch runs cannot make this comparison: escaping the random initialisation is chaotic
+    on this world (at lr 2e-4 the same continuation moves 0.5-2% with any change of kernels, 14% with another
+    seed; S runs from scratch either learn or stay near the untrained 0.9 depending on the seed). See
+    benchmarks/RESULTS.md, "Speed options and the training result".
     """
-    plain = abs_rel_after(world, tmp_path, "fp32", ["--amp", "off", "--channels_last", "off"])
-    fast = abs_rel_after(world, tmp_path, "fast", ["--amp", "off", "--channels_last", "on"])
-    assert abs(fast - plain) <= 0.10 * plain, f"abs_rel fp32 {plain:.4f} vs channels_last {fast:.4f}"
+    start = mono_run.after["abs_rel"]
+    plain = continue_training(mono_world, mono_run, tmp_path, "fp32", FP32)
+    fast = continue_training(mono_world, mono_run, tmp_path, "fast", ALL_ON)
+    msg = f"abs_rel: start {start:.4f}, +{CONTINUE_STEPS} steps fp32 {plain:.4f}, bf16 + channels_last {fast:.4f}"
+    print(msg)
+    assert plain < start - 0.01, "the continued fp32 run should still improve: " + msg
+    assert abs(fast - plain) <= 0.02 * plain, msg
 
 
 def test_speed_benchmark_smoke():
