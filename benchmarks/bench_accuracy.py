@@ -4,6 +4,7 @@
     python benchmarks/bench_accuracy.py --part geopt --seeds 0 1 2  # GeoPt pretraining vs scratch init
     python benchmarks/bench_accuracy.py --part automask            # M from scratch: auto-masking schedules
     python benchmarks/bench_accuracy.py --part speed --width 640 --height 192  # speed options vs fp32
+    python benchmarks/bench_accuracy.py --part init --init_mode S --seeds 0 1 2  # --init_depth vs Monodepth2's start
 
 ``modes``: abs_rel / a1 of M (per-image median scaling), S and MS (metric: x5.4, no median scaling; MS also
 with median scaling) after ``--steps`` optimisation steps, next to the untrained network.
@@ -13,7 +14,8 @@ the baseline. ``automask``: M mode with auto-masking from step 0 (Monodepth2), n
 ``--automask_warmup`` steps. ``speed``: train M from scratch in fp32 for ``--steps``, then resume that model and
 its Adam state for ``--speed_steps`` at lr / 10 once per speed configuration (fp32, each option alone, all on) and
 once in fp32 with another seed (the run-to-run spread the options are measured against); the issue's bound is 2%
-relative abs_rel. Every table goes to RESULTS.md whatever it shows.
+relative abs_rel. ``init``: for each seed, ``--init_mode`` from scratch with Monodepth2's decoder start (depth
+about 0.2) and with ``--init_depth``. Every table goes to RESULTS.md whatever it shows.
 """
 from __future__ import annotations
 
@@ -153,9 +155,30 @@ def part_speed(args, data, split):
     return head + common.table(["configuration", "seed", "abs_rel", "vs fp32", "train s"], rows)
 
 
+def part_init(args, data, split):
+    rows = []
+    metric = args.init_mode != "M"
+    for seed in args.seeds:
+        row = [seed]
+        for init in ([], ["--init_depth", args.init_depth]):
+            torch.manual_seed(seed)
+            name = f"init_{args.init_mode}_{seed}_{'d' if init else 'md2'}"
+            flags = [*mode_flags(args, args.init_mode), *init]
+            trainer = make_trainer(depth_args(args, data, split, name, seed, flags))
+            result = evaluate_weights(train_steps(trainer, args.steps)["weights"], data, split, metric)
+            row += [round(result["abs_rel"], 3), round(result["a1"], 3)]
+        rows.append(row)
+        print(rows[-1], flush=True)
+    head = (f"Mode {args.init_mode} ({'metric' if metric else 'median'} evaluation) from scratch, {args.steps} steps, "
+            f"per seed: the decoder's Monodepth2 start (depth about 0.2, 1 m after x5.4) and --init_depth "
+            f"{args.init_depth}.\n\n")
+    return head + common.table(["seed", "abs_rel, Monodepth2 start", "δ<1.25, Monodepth2 start",
+                                "abs_rel, --init_depth", "δ<1.25, --init_depth"], rows)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--part", choices=["modes", "geopt", "automask", "speed", "all"], default="all")
+    p.add_argument("--part", choices=["modes", "geopt", "automask", "speed", "init", "all"], default="all")
     p.add_argument("--width", type=int, default=192)
     p.add_argument("--height", type=int, default=64)
     p.add_argument("--batch_size", type=int, default=4)
@@ -168,6 +191,8 @@ def main():
                    help="train.py's --automask_warmup for M and MS (0: Monodepth2's schedule)")
     p.add_argument("--modes", nargs="+", default=["M", "S", "MS"], choices=["M", "S", "MS"])
     p.add_argument("--geopt_mode", default="S", choices=["M", "S", "MS"])
+    p.add_argument("--init_mode", default="S", choices=["M", "S", "MS"])
+    p.add_argument("--init_depth", type=float, default=2.0, help="train.py --init_depth for --part init")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--drives", type=int, default=3)
     p.add_argument("--frames", type=int, default=40)
@@ -195,11 +220,18 @@ def main():
         print(body)
         if not args.no_write:
             common.write_section("Speed options and the training result", body, common.command_line())
+    if args.part in ("init", "all"):
+        body = setup + part_init(args, data, split)
+        print(body)
+        if not args.no_write:
+            common.write_section(f"Decoder start (--init_depth), {args.init_mode} from scratch", body,
+                                 common.command_line())
     if args.part in ("geopt", "all"):
         body = setup + part_geopt(args, data, split)
         print(body)
         if not args.no_write:
-            common.write_section("GeoPt vs scratch on the synthetic world", body, common.command_line())
+            common.write_section(f"GeoPt vs scratch on the synthetic world ({args.geopt_mode})", body,
+                                 common.command_line())
 
 
 if __name__ == "__main__":

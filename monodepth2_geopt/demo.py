@@ -58,8 +58,8 @@ def run_demo(out_dir: str | os.PathLike = "demo", width: int = 192, height: int 
     weights = latest_weights(runs / "depth")
     step("5/6 export the test drive's ground truth", "export_gt_depth.py",
          "--data_path", world, "--split", world / "splits", "--gt_source", "depth_png")
-    step("5/6 evaluate on the held-out test drive (metric: x5.4, no median scaling)", "evaluate_depth.py", "--load_weights_folder", weights,
-         "--eval_stereo", "--eval_split", world / "splits", "--data_path", world, "--png",
+    step("5/6 evaluate on the held-out test drive (metric: x5.4, no median scaling)", "evaluate_depth.py",
+         "--load_weights_folder", weights, "--eval_stereo", "--eval_split", world / "splits", "--data_path", world, "--png",
          "--eval_out_dir", out / "eval", "--num_workers", 0)
     first = (world / "splits" / "test_files.txt").read_text().split("\n")[0].split()
     image = world / first[0] / "image_02" / "data" / f"{int(first[1]):010d}.png"

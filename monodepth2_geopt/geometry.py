@@ -22,6 +22,11 @@ def disp_to_depth(disp: torch.Tensor, min_depth: float, max_depth: float) -> tup
     return scaled_disp, 1.0 / scaled_disp
 
 
+def depth_to_sigmoid(depth: float, min_depth: float, max_depth: float) -> float:
+    """Inverse of :func:`disp_to_depth`: the sigmoid output in (0, 1) whose depth is ``depth``."""
+    return (1.0 / depth - 1.0 / max_depth) / (1.0 / min_depth - 1.0 / max_depth)
+
+
 def rot_from_axisangle(vec: torch.Tensor) -> torch.Tensor:
     """Rodrigues' formula. Args: vec [B, 1, 3] axis * angle. Returns: [B, 4, 4] homogeneous rotation."""
     angle = torch.linalg.norm(vec, dim=2, keepdim=True)  # [B, 1, 1]

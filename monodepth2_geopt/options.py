@@ -37,6 +37,11 @@ class MonodepthOptions:
         g.add_argument("--scales", nargs="+", type=int, default=[0, 1, 2, 3], help="scales used in the loss")
         g.add_argument("--min_depth", type=float, default=0.1, help="minimum depth")
         g.add_argument("--max_depth", type=float, default=100.0, help="maximum depth")
+        g.add_argument("--init_depth", type=float, default=None,
+                       help="depth (training units, like --min_depth) the untrained disparity heads start at; "
+                            "default: Monodepth2's zero bias, about 2 x --min_depth = 0.2 (1 m after x5.4). "
+                            "A typical scene depth (e.g. 2, about 11 m) helps runs whose decoder starts from "
+                            "scratch (see README)")
         g.add_argument("--use_stereo", action="store_true", help="if set, uses stereo pair for training")
         g.add_argument("--frame_ids", nargs="+", type=int, default=[0, -1, 1], help="frames to load (first must be 0)")
         g.add_argument("--intrinsics", nargs=4, type=float, default=None, metavar=("FX", "FY", "CX", "CY"),

@@ -49,6 +49,9 @@ def validate_options(opt) -> None:
         raise InputError(f"--scales must be a subset of 0 1 2 3, got {opt.scales}")
     if opt.automask_warmup < 0:
         raise InputError(f"--automask_warmup must be >= 0 steps, got {opt.automask_warmup}")
+    if opt.init_depth is not None and not opt.min_depth < opt.init_depth < opt.max_depth:
+        raise InputError(f"--init_depth {opt.init_depth} must lie strictly between --min_depth {opt.min_depth} "
+                         f"and --max_depth {opt.max_depth}")
     if opt.automask_warmup and opt.disable_automasking:
         raise InputError("--automask_warmup has no effect with --disable_automasking; drop one of them")
     if opt.predictive_mask and not opt.disable_automasking:
@@ -138,6 +141,8 @@ class Trainer:
         pretrained = opt.weights_init == "pretrained"
         models = {"encoder": networks.ResnetEncoder(opt.num_layers, pretrained)}
         models["depth"] = networks.DepthDecoder(models["encoder"].num_ch_enc, opt.scales)
+        if opt.init_depth is not None:  # (a --load_weights_folder depth.pth replaces this later)
+            models["depth"].init_output(geometry.depth_to_sigmoid(opt.init_depth, opt.min_depth, opt.max_depth))
         if self.use_pose_net:
             if opt.pose_model_type == "separate_resnet":
                 models["pose_encoder"] = networks.ResnetEncoder(opt.num_layers, pretrained, self.num_pose_frames)

@@ -29,6 +29,18 @@ class DepthDecoder(nn.Module):
             blocks.append(Conv3x3(self.num_ch_dec[s], num_output_channels))
         self.decoder = nn.ModuleList(blocks)
 
+    def init_output(self, value: float) -> None:
+        """Set every head's bias so that a zero response gives the sigmoid output ``value`` (in (0, 1)).
+
+        A fresh head has bias about 0, i.e. output 0.5: with Monodepth2's depth range that is a depth of about
+        twice ``min_depth``, ten times closer than a street scene (see ``--init_depth``).
+        """
+        if not 0.0 < value < 1.0:
+            raise ValueError(f"initial sigmoid output must be in (0, 1), got {value}")
+        with torch.no_grad():
+            for s in range(len(self.scales)):
+                self.decoder[10 + s].conv.bias.fill_(float(torch.logit(torch.tensor(value, dtype=torch.float64))))
+
     def forward(self, input_features):
         outputs = {}
         x = input_features[-1]

@@ -76,6 +76,8 @@ def test_cli_missing_split_file_names_path(kitti_tiny, tmp_path):
     (["--predictive_mask"], "--disable_automasking"),
     (["--automask_warmup", "-1"], "--automask_warmup"),
     (["--automask_warmup", "5", "--disable_automasking"], "--automask_warmup"),
+    (["--init_depth", "0.05"], "--init_depth"),
+    (["--init_depth", "150"], "--init_depth"),
 ])
 def test_bad_options(kitti_tiny, tmp_path, extra, needle):
     assert needle in trainer_error(kitti_tiny, tmp_path, *extra)

@@ -13,6 +13,7 @@ import torch
 from datasets import mono_dataset
 from monodepth2_geopt import checkpoint
 from monodepth2_geopt.batch import prepare_batch
+from monodepth2_geopt.geometry import disp_to_depth
 from monodepth2_geopt.options import MonodepthOptions
 from monodepth2_geopt.trainer import Trainer
 from tests.conftest import write_split
@@ -224,6 +225,27 @@ def test_automask_warmup_switches_auto_masking_on_at_the_given_step(kitti_tiny, 
     assert losses[0] == pytest.approx(unmasked, rel=1e-6) and losses[2] == pytest.approx(unmasked, rel=1e-6)
     assert losses[3] == pytest.approx(losses[10], rel=1e-4)
     assert losses[3] < losses[0]
+
+
+def test_init_depth_sets_the_untrained_depth(kitti_tiny, tmp_path):
+    """--init_depth D: with the heads' weights zeroed the depth is exactly D at every pixel and scale (the bias
+    alone); with their random weights it is D at the median. Without it, Monodepth2's start: about 0.2."""
+    def depths(trainer):
+        inputs = first_batch(trainer, augment=False)
+        with torch.no_grad():
+            disps = trainer.models["depth"](trainer.models["encoder"](inputs[("color_aug", 0, 0)]))
+        return [disp_to_depth(d, 0.1, 100.0)[1] for d in disps.values()]
+
+    trainer = make_trainer(kitti_tiny, tmp_path, "--init_depth", "2.0")
+    median = torch.cat([d.flatten() for d in depths(trainer)]).median().item()
+    assert median == pytest.approx(2.0, rel=0.1)
+    for s in range(4):
+        trainer.models["depth"].decoder[10 + s].conv.weight.data.zero_()
+    for d in depths(trainer):
+        torch.testing.assert_close(d, torch.full_like(d, 2.0), rtol=1e-5, atol=0)
+    default = make_trainer(kitti_tiny, tmp_path, "--model_name", "default")
+    median = torch.cat([d.flatten() for d in depths(default)]).median().item()
+    assert median == pytest.approx(0.2, rel=0.3)  # Monodepth2's start: about 2 x --min_depth
 
 
 def test_true_depth_and_pose_reproduce_the_target_through_the_trainer(kitti_tiny, tmp_path, monkeypatch):
