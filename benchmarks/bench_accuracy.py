@@ -205,34 +205,17 @@ def main():
     data, split = prepare_synthetic(Path(args.work) / "world", args.width, args.height, args.drives, args.frames)
     setup = (f"{args.width}x{args.height}, batch {args.batch_size}, lr {args.learning_rate}, ResNet-18 from scratch, "
              f"world: {args.drives} drives x {args.frames} frames (last drive held out for testing).\n\n")
-    if args.part in ("modes", "all"):
-        body = setup + part_modes(args, data, split)
-        print(body)
-        if not args.no_write:
-            common.write_section("Accuracy on the synthetic world (M / S / MS)", body, common.command_line())
-    if args.part in ("automask", "all"):
-        body = setup + part_automask(args, data, split)
-        print(body)
-        if not args.no_write:
-            common.write_section("Auto-masking schedule for M from scratch", body, common.command_line())
-    if args.part in ("speed", "all"):
-        body = setup + part_speed(args, data, split)
-        print(body)
-        if not args.no_write:
-            common.write_section("Speed options and the training result", body, common.command_line())
-    if args.part in ("init", "all"):
-        body = setup + part_init(args, data, split)
-        print(body)
-        if not args.no_write:
-            common.write_section(f"Decoder start (--init_depth), {args.init_mode} from scratch", body,
-                                 common.command_line())
-    if args.part in ("geopt", "all"):
-        body = setup + part_geopt(args, data, split)
-        print(body)
-        if not args.no_write:
-            common.write_section(f"GeoPt vs scratch on the synthetic world ({args.geopt_mode})", body,
-                                 common.command_line())
-
+    parts = [("modes", "Accuracy on the synthetic world (M / S / MS)", part_modes),
+             ("automask", "Auto-masking schedule for M from scratch", part_automask),
+             ("speed", "Speed options and the training result", part_speed),
+             ("init", f"Decoder start (--init_depth), {args.init_mode} from scratch", part_init),
+             ("geopt", f"GeoPt vs scratch on the synthetic world ({args.geopt_mode})", part_geopt)]
+    for part, title, run in parts:
+        if args.part in (part, "all"):
+            body = setup + run(args, data, split)
+            print(body)
+            if not args.no_write:
+                common.write_section(title, body, common.command_line())
 
 if __name__ == "__main__":
     main()
