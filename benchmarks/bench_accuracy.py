@@ -207,7 +207,7 @@ def main():
              f"world: {args.drives} drives x {args.frames} frames (last drive held out for testing).\n\n")
     parts = [("modes", "Accuracy on the synthetic world (M / S / MS)", part_modes),
              ("automask", "Auto-masking schedule for M from scratch", part_automask),
-             ("speed", "Speed options and the training result", part_speed),
+             ("speed", f"Speed options and the training result ({args.width}x{args.height})", part_speed),
              ("init", f"Decoder start (--init_depth), {args.init_mode} from scratch", part_init),
              ("geopt", f"GeoPt vs scratch on the synthetic world ({args.geopt_mode})", part_geopt)]
     for part, title, run in parts:

@@ -27,7 +27,7 @@ def test_speed_options_keep_the_training_result(mono_world, mono_run, tmp_path):
     far inside it. From-scratch runs cannot make this comparison: escaping the random initialisation is chaotic
     on this world (at lr 2e-4 the same continuation moves 0.5-2% with any change of kernels, 14% with another
     seed; S runs from scratch either learn or stay near the untrained 0.9 depending on the seed). See
-    benchmarks/RESULTS.md, "Speed options and the training result".
+    benchmarks/RESULTS.md, "Speed options and the training result (160x64)".
     """
     start = mono_run.after["abs_rel"]
     plain = continue_training(mono_world, mono_run, tmp_path, "fp32", FP32)
