@@ -44,15 +44,27 @@ def mode_flags(args, mode):
     return [*MODE_FLAGS[mode], *warmup]
 
 
+def depth_run(args, data, split, name, seed, flags, metric=False, steps=None, lr=None, untrained=False):
+    """Seed, build a depth Trainer, optionally evaluate it untrained, train, evaluate on the held-out drive.
+
+    Returns (untrained metrics or None, trained metrics, train_steps stats).
+    """
+    torch.manual_seed(seed)
+    trainer = make_trainer(depth_args(args, data, split, name, seed, flags))
+    before = None
+    if untrained:
+        before = evaluate_weights(save_initial(trainer, Path(args.log_dir) / f"{name}_untrained"), data, split,
+                                  metric)
+    stats = train_steps(trainer, args.steps if steps is None else steps, lr=lr)
+    return before, evaluate_weights(stats["weights"], data, split, metric), stats
+
+
 def part_modes(args, data, split):
     rows = []
     for mode in args.modes:
-        torch.manual_seed(0)
-        trainer = make_trainer(depth_args(args, data, split, f"acc_{mode}", 0, mode_flags(args, mode)))
         metric = mode != "M"
-        before = evaluate_weights(save_initial(trainer, Path(args.log_dir) / f"init_{mode}"), data, split, metric)
-        stats = train_steps(trainer, args.steps)
-        after = evaluate_weights(stats["weights"], data, split, metric)
+        before, after, stats = depth_run(args, data, split, f"acc_{mode}", 0, mode_flags(args, mode), metric,
+                                         untrained=True)
         row = [mode, "metric (x5.4)" if metric else "median", args.steps, round(before["abs_rel"], 3),
                round(after["abs_rel"], 3), round(after["a1"], 3), round(stats["seconds"])]
         if mode == "MS":
@@ -69,11 +81,7 @@ def part_automask(args, data, split):
     schedules = {"from step 0 (Monodepth2)": [], "off (--disable_automasking)": ["--disable_automasking"],
                  f"after {args.automask_warmup} steps": ["--automask_warmup", args.automask_warmup]}
     for name, extra in schedules.items():
-        torch.manual_seed(0)
-        trainer = make_trainer(depth_args(args, data, split, f"automask_{len(rows)}", 0, extra))
-        before = evaluate_weights(save_initial(trainer, Path(args.log_dir) / f"init_am_{len(rows)}"), data, split)
-        stats = train_steps(trainer, args.steps)
-        after = evaluate_weights(stats["weights"], data, split)
+        before, after, stats = depth_run(args, data, split, f"automask_{len(rows)}", 0, extra, untrained=True)
         rows.append([name, args.steps, round(before["abs_rel"], 3), round(after["abs_rel"], 3),
                      round(before["a1"], 3), round(after["a1"], 3), round(stats["seconds"])])
         print(rows[-1], flush=True)
@@ -102,10 +110,7 @@ def part_geopt(args, data, split):
             extra = mode_flags(args, args.geopt_mode)
             if init == "geopt":
                 extra += ["--geopt_weights", flow_stats["weights"]]
-            torch.manual_seed(seed)
-            trainer = make_trainer(depth_args(args, data, split, f"depth_{init}_{seed}", seed, extra))
-            stats = train_steps(trainer, args.steps)
-            result[init] = evaluate_weights(stats["weights"], data, split, metric)
+            result[init] = depth_run(args, data, split, f"depth_{init}_{seed}", seed, extra, metric)[1]
         gain = result["scratch"]["abs_rel"] - result["geopt"]["abs_rel"]
         gains.append(gain)
         rows.append([seed, round(flow_stats["last_loss"], 4), round(result["scratch"]["abs_rel"], 3),
@@ -125,11 +130,7 @@ def part_geopt(args, data, split):
 def part_speed(args, data, split):
     cuda = torch.cuda.is_available()
     fp32 = ["--amp", "off", "--channels_last", "off"]
-    warmup = mode_flags(args, "M")
-    torch.manual_seed(0)
-    warm = make_trainer(depth_args(args, data, split, "speed_warm", 0, [*warmup, *fp32]))
-    start = evaluate_weights(train_steps(warm, args.steps)["weights"], data, split)["abs_rel"]
-    weights = Path(args.log_dir) / "speed_warm" / "models" / "weights_0"
+    _, start, warm = depth_run(args, data, split, "speed_warm", 0, [*mode_flags(args, "M"), *fp32])
     configs = [("fp32", 0, fp32), ("fp32, another seed (run-to-run spread)", 1, fp32),
                ("bf16 autocast", 0, ["--amp", "bf16", "--channels_last", "off"]),
                ("channels_last", 0, ["--amp", "off", "--channels_last", "on"])]
@@ -140,18 +141,17 @@ def part_speed(args, data, split):
     configs.append(("all speed options on", 0, all_on))
     rows, plain = [], None
     for i, (name, seed, flags) in enumerate(configs):
-        torch.manual_seed(seed)
-        trainer = make_trainer(depth_args(args, data, split, f"speed_{i}", seed,
-                                          ["--load_weights_folder", weights, *flags]))
-        stats = train_steps(trainer, args.speed_steps, lr=float(args.learning_rate) / 10)
-        abs_rel = evaluate_weights(stats["weights"], data, split)["abs_rel"]
+        _, result, stats = depth_run(args, data, split, f"speed_{i}", seed,
+                                     ["--load_weights_folder", warm["weights"], *flags], steps=args.speed_steps,
+                                     lr=float(args.learning_rate) / 10)
+        abs_rel = result["abs_rel"]
         plain = abs_rel if plain is None else plain
         rows.append([name, seed, round(abs_rel, 4), f"{100 * (abs_rel - plain) / plain:+.2f} %",
                      round(stats["seconds"])])
         print(rows[-1], flush=True)
     head = (f"M mode (median-scaled abs_rel on the held-out drive). fp32 from scratch for {args.steps} steps "
-            f"(abs_rel {start:.4f}), then each row resumes that model and its Adam state for {args.speed_steps} "
-            f"steps at lr {float(args.learning_rate) / 10:g}. Bound: within 2 % of fp32.\n\n")
+            f"(abs_rel {start['abs_rel']:.4f}), then each row resumes that model and its Adam state for "
+            f"{args.speed_steps} steps at lr {float(args.learning_rate) / 10:g}. Bound: within 2 % of fp32.\n\n")
     return head + common.table(["configuration", "seed", "abs_rel", "vs fp32", "train s"], rows)
 
 
@@ -161,11 +161,8 @@ def part_init(args, data, split):
     for seed in args.seeds:
         row = [seed]
         for init in ([], ["--init_depth", args.init_depth]):
-            torch.manual_seed(seed)
             name = f"init_{args.init_mode}_{seed}_{'d' if init else 'md2'}"
-            flags = [*mode_flags(args, args.init_mode), *init]
-            trainer = make_trainer(depth_args(args, data, split, name, seed, flags))
-            result = evaluate_weights(train_steps(trainer, args.steps)["weights"], data, split, metric)
+            result = depth_run(args, data, split, name, seed, [*mode_flags(args, args.init_mode), *init], metric)[1]
             row += [round(result["abs_rel"], 3), round(result["a1"], 3)]
         rows.append(row)
         print(rows[-1], flush=True)

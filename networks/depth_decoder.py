@@ -1,6 +1,8 @@
 """Multi-scale disparity decoder. Positional state-dict keys (``decoder.N.*``) match Monodepth2's release."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 
@@ -37,9 +39,10 @@ class DepthDecoder(nn.Module):
         """
         if not 0.0 < value < 1.0:
             raise ValueError(f"initial sigmoid output must be in (0, 1), got {value}")
+        logit = math.log(value / (1.0 - value))
         with torch.no_grad():
-            for s in range(len(self.scales)):
-                self.decoder[10 + s].conv.bias.fill_(float(torch.logit(torch.tensor(value, dtype=torch.float64))))
+            for head in self.decoder[10:]:  # the heads follow the 10 up-convolutions
+                head.conv.bias.fill_(logit)
 
     def forward(self, input_features):
         outputs = {}

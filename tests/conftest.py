@@ -146,6 +146,20 @@ def synthetic_trainer(world, log_dir, name: str, mode: str, seed: int = 0, extra
                          "--learning_rate", "2e-4", "--no_cuda", *MODE_FLAGS[mode], *extra])
 
 
+def train_synthetic(world, log_dir: Path, mode: str, steps: int, extra=()):
+    """Train ``mode`` from scratch for ``steps`` (``synthetic_trainer``) and evaluate on the held-out drive: S
+    metric, M and MS per-image median scaled. Returns a namespace with ``before`` / ``after`` (metrics of the
+    untrained and trained networks), ``stats`` (from ``train_steps``) and ``weights`` (the trained folder)."""
+    from monodepth2_geopt.experiments import evaluate_weights, save_initial, train_steps
+    data, split = world
+    stereo = mode == "S"
+    trainer = synthetic_trainer(world, log_dir, mode, mode, extra=extra)
+    before = evaluate_weights(save_initial(trainer, log_dir / "untrained"), data, split, stereo=stereo)
+    stats = train_steps(trainer, steps)
+    after = evaluate_weights(stats["weights"], data, split, stereo=stereo)
+    return types.SimpleNamespace(before=before, after=after, stats=stats, weights=stats["weights"])
+
+
 @pytest.fixture(scope="session")
 def mono_world(tmp_path_factory):
     """A 5-drive synthetic world at 160x64: drives 1-4 train (more scenes and speeds for the pose network),
@@ -159,16 +173,7 @@ def mono_world(tmp_path_factory):
 def mono_run(mono_world, tmp_path_factory):
     """M mode from scratch, ``MONO_STEPS`` steps with ``--automask_warmup MONO_AUTOMASK_WARMUP`` (about 2.5 min on
     2 CPU cores), run once per session: the M learning test checks it and the speed-option check starts from it.
-
-    Returns a namespace with ``before`` / ``after`` (median-scaled metrics on the held-out drive of the untrained
-    and trained networks), ``stats`` (from ``train_steps``) and ``weights`` (the trained weights folder).
+    Returns ``train_synthetic``'s namespace.
     """
-    from monodepth2_geopt.experiments import evaluate_weights, save_initial, train_steps
-    data, split = mono_world
-    log_dir = tmp_path_factory.mktemp("mono_run")
-    trainer = synthetic_trainer(mono_world, log_dir, "M", "M",
-                                extra=["--automask_warmup", MONO_AUTOMASK_WARMUP])
-    before = evaluate_weights(save_initial(trainer, log_dir / "untrained"), data, split)
-    stats = train_steps(trainer, MONO_STEPS)
-    after = evaluate_weights(stats["weights"], data, split)
-    return types.SimpleNamespace(before=before, after=after, stats=stats, weights=stats["weights"])
+    return train_synthetic(mono_world, tmp_path_factory.mktemp("mono_run"), "M", MONO_STEPS,
+                           extra=["--automask_warmup", MONO_AUTOMASK_WARMUP])

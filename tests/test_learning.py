@@ -10,8 +10,8 @@ auto-masking (needed for static frames in real data) is switched on afterwards.
 """
 import pytest
 
-from monodepth2_geopt.experiments import evaluate_weights, prepare_synthetic, save_initial, train_steps
-from tests.conftest import MONO_AUTOMASK_WARMUP, MONO_STEPS, SYNTH_HEIGHT, SYNTH_WIDTH, synthetic_trainer
+from monodepth2_geopt.experiments import prepare_synthetic
+from tests.conftest import MONO_AUTOMASK_WARMUP, MONO_STEPS, SYNTH_HEIGHT, SYNTH_WIDTH, train_synthetic
 
 
 @pytest.fixture(scope="module")
@@ -20,18 +20,9 @@ def world(tmp_path_factory):
     return prepare_synthetic(tmp_path_factory.mktemp("world"), SYNTH_WIDTH, SYNTH_HEIGHT, drives=2, frames=30, seed=0)
 
 
-def run(world, tmp_path, mode, steps):
-    data, split = world
-    trainer = synthetic_trainer(world, tmp_path, mode, mode)
-    stereo = mode == "S"
-    before = evaluate_weights(save_initial(trainer, tmp_path / "untrained"), data, split, stereo=stereo)
-    stats = train_steps(trainer, steps)
-    after = evaluate_weights(stats["weights"], data, split, stereo=stereo)
-    return before, after, stats
-
-
 def test_stereo_training_learns_metric_depth(world, tmp_path):
-    before, after, stats = run(world, tmp_path, "S", 150)
+    run = train_synthetic(world, tmp_path, "S", 150)
+    before, after, stats = run.before, run.after, run.stats
     msg = (f"S mode, 150 steps: metric abs_rel {before['abs_rel']:.3f} -> {after['abs_rel']:.3f}, "
            f"a1 {before['a1']:.3f} -> {after['a1']:.3f}, loss {stats['first_loss']:.4f} -> {stats['last_loss']:.4f}")
     print(msg)
