@@ -13,7 +13,7 @@ from monodepth2_geopt.options import MonodepthOptions
 def main():
     from monodepth2_geopt.flow_trainer import FlowTrainer
 
-    opts = MonodepthOptions().parse()
+    opts = MonodepthOptions(task="flow").parse()
     FlowTrainer(opts).train()
 
 

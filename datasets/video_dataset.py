@@ -334,6 +334,16 @@ class UncalibratedVideoDataset(Dataset):
     def __len__(self) -> int:
         return len(self._samples)
 
+    def exclude_folders(self, names) -> int:
+        """Drop every sample whose sequence lies under a folder named in ``names`` (any path component below
+        ``data_path``), e.g. the KITTI drives of a test split; returns the number of samples dropped."""
+        names = set(names)
+        drop = {i for i, seq in enumerate(self._sequences)
+                if names & set(seq.directory.relative_to(self.data_path).parts)}
+        before = len(self._samples)
+        self._samples = [(s, k) for s, k in self._samples if s not in drop]
+        return before - len(self._samples)
+
     @property
     def filenames(self) -> list[str]:
         """Split lines (``<folder> <frame_index> [side]``) of every sample, reloadable via ``filenames=``."""

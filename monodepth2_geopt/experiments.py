@@ -51,7 +51,7 @@ def train_steps(trainer, steps: int, lr: float | None = None) -> dict:
 
 
 def make_trainer(args: list[str], flow: bool = False):
-    opt = MonodepthOptions().parse([str(a) for a in args])
+    opt = MonodepthOptions(task="flow" if flow else "depth").parse([str(a) for a in args])
     if flow:
         from monodepth2_geopt.flow_trainer import FlowTrainer
         trainer = FlowTrainer(opt)

@@ -34,18 +34,21 @@ FLOW_LOSS_CONFIG = MinReprojectionConfig(automask=False)
 
 # ------------------------------------------------------------------------------------------ prediction
 def predict_flows(encoder: nn.Module, motion_encoder: nn.Module, flow_decoder: nn.Module,
-                  target: torch.Tensor, sources: dict) -> dict:
+                  target: torch.Tensor, sources: dict, zero_latent: bool = False) -> dict:
     """Flow from ``target`` [B,3,H,W] to every source {frame_id: [B,3,H,W]}, at every decoder scale.
 
-    The structure encoder runs once on the target; the motion encoder and the decoder run once on the
-    batch of all pairs. Returns a fresh dict {("flow", frame_id, s): [B, 2, H/2^s, W/2^s]} (full-res pixels).
+    The structure encoder runs once on the target; the motion encoder runs once on the batch of all pairs,
+    the decoder once per target (basis conditioning) or per pair. ``zero_latent``: a control that replaces
+    every motion latent with zeros (the decoder can then only predict one flow per target image).
+    Returns a fresh dict {("flow", frame_id, s): [B, 2, H/2^s, W/2^s]} (full-res pixels).
     """
     b, ids = target.shape[0], list(sources)
     features = encoder(target)
     pairs = torch.cat([torch.cat([target, sources[f]], 1) for f in ids], 0)  # [n*B, 6, H, W] (target, source)
-    latent = motion_encoder(pairs)  # [n*B, latent_dim]
-    repeated = [f.repeat(len(ids), 1, 1, 1) for f in features]
-    out = flow_decoder(repeated, latent)
+    latent = motion_encoder(pairs)  # [n*B, latent_dim], source-major
+    if zero_latent:
+        latent = torch.zeros_like(latent)
+    out = flow_decoder(features, latent)
     return {("flow", f, s): flow[i * b:(i + 1) * b] for (_, s), flow in out.items() for i, f in enumerate(ids)}
 
 
@@ -66,7 +69,8 @@ def resize_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------ loss
 def flow_photometric_loss(target: torch.Tensor, sources: dict, flows: dict, scales: Sequence[int] = (0, 1, 2, 3),
                           smoothness: float = 1e-2,
-                          cfg: MinReprojectionConfig = FLOW_LOSS_CONFIG) -> tuple[torch.Tensor, dict]:
+                          cfg: MinReprojectionConfig = FLOW_LOSS_CONFIG,
+                          pyramid: dict | None = None) -> tuple[torch.Tensor, dict]:
     """Self-supervised multi-scale flow loss (Monodepth2's photometric loss with flow instead of depth+pose).
 
     Args:
@@ -81,6 +85,10 @@ def flow_photometric_loss(target: torch.Tensor, sources: dict, flows: dict, scal
             optionally (``automask=True``) Monodepth2's auto-masking of pixels that the unwarped sources explain
             better. It is off by default: zero flow is representable, and with the mask a global shift that fits
             a few pixels costs nothing elsewhere, which is where a network drifts early in training.
+        pyramid: None (Monodepth2's choice: every scale compared at full resolution), or {s: (target_s,
+            {frame_id: source_s})} with the images downsampled to each scale: scale s then warps source_s with
+            its own flow in that scale's pixels (flow / 2^s) and compares at that resolution, as unsupervised
+            flow methods do; the coarse comparisons give a gradient for motions of many pixels.
     Returns:
         (loss averaged over scales, details) with details holding scalar terms "loss/s", "photo/s",
         "smooth/s", the warped sources ("color", frame_id, s) and "identity_selection/s" when auto-masking.
@@ -89,8 +97,14 @@ def flow_photometric_loss(target: torch.Tensor, sources: dict, flows: dict, scal
     ids = list(sources)
     details, total = {}, 0.0
     for s in scales:
-        warped = [flow_warp(sources[f], upsample_flow(flows[("flow", f, s)], h, w)) for f in ids]
-        photo, selection, _ = min_reprojection_loss(warped, [sources[f] for f in ids], target, cfg)
+        if pyramid is None:
+            tgt, srcs = target, sources
+            warped = [flow_warp(sources[f], upsample_flow(flows[("flow", f, s)], h, w)) for f in ids]
+        else:
+            tgt, srcs = pyramid[s]
+            warped = [flow_warp(srcs[f], upsample_flow(flows[("flow", f, s)], *tgt.shape[-2:]) / 2 ** s)
+                      for f in ids]
+        photo, selection, _ = min_reprojection_loss(warped, [srcs[f] for f in ids], tgt, cfg)
         smooth = 0.0
         for f in ids:
             flow = flows[("flow", f, s)]
@@ -241,7 +255,7 @@ def load_flow_model(weights_folder: str | os.PathLike, device: torch.device | st
     """
     from networks import ResnetEncoder
     from networks.flow_decoder import FlowDecoder
-    from networks.motion_encoder import MotionEncoder
+    from networks.motion_encoder import CorrelationMotionEncoder, MotionEncoder
 
     folder = Path(weights_folder).expanduser()
     for name in ("encoder.pth", "motion_encoder.pth", "flow.pth"):
@@ -252,16 +266,30 @@ def load_flow_model(weights_folder: str | os.PathLike, device: torch.device | st
     mot_state, _ = checkpoint.load_state_file(folder / "motion_encoder.pth")
     flow_state, _ = checkpoint.load_state_file(folder / "flow.pth")
     enc_layers = checkpoint.infer_resnet_layers(enc_state)
-    mot_layers = checkpoint.infer_resnet_layers(mot_state, "backbone.encoder.")
-    if enc_layers is None or mot_layers is None or "head.2.weight" not in mot_state:
+    corr = "features.0.weight" in mot_state
+    mot_layers = None if corr else checkpoint.infer_resnet_layers(mot_state, "backbone.encoder.")
+    if enc_layers is None or (mot_layers is None and not corr) or "head.2.weight" not in mot_state:
         raise InputError(f"{folder} does not hold a GeoPt structure encoder and motion encoder")
     latent_dim, hidden = mot_state["head.2.weight"].shape[0], mot_state["head.0.weight"].shape[0]
-    conditioning = "film" if any(".cond_film." in k for k in flow_state) else "concat"
-    scales = sorted(int(k.split(".")[1]) for k in flow_state if k.startswith("heads.") and k.endswith(".bias"))
     encoder = ResnetEncoder(enc_layers, False)
-    motion = MotionEncoder(mot_layers, False, latent_dim, hidden)
-    decoder = FlowDecoder(encoder.num_ch_enc, latent_dim, flow_state["bottleneck.0.weight"].shape[0], scales,
-                          conditioning)
+    if corr:
+        cost = mot_state["motion.0.weight"].shape[1]
+        grid = tuple(int(g) for g in mot_state["grid"])
+        motion = CorrelationMotionEncoder(latent_dim, hidden, radius=(round(cost ** 0.5) - 1) // 2, pool_grid=grid)
+    else:
+        grid = tuple(int(g) for g in mot_state["grid"]) if "grid" in mot_state else None
+        motion = MotionEncoder(mot_layers, False, latent_dim, hidden, grid)
+    scales = sorted(int(k.split(".")[1]) for k in flow_state if k.startswith("heads.") and k.endswith(".bias"))
+    fixed = False
+    if "coeff.weight" in flow_state:
+        conditioning = "basis"
+        num_basis = flow_state[f"heads.{scales[0]}.conv.weight"].shape[0] // 2
+        fixed = flow_state["coeff.weight"].shape[0] > num_basis
+    else:
+        conditioning, num_basis = ("film" if any(".cond_film." in k for k in flow_state) else "concat"), 8
+    bottleneck = flow_state["bottleneck.0.weight"].shape[0] if "bottleneck.0.weight" in flow_state else None
+    decoder = FlowDecoder(encoder.num_ch_enc, latent_dim, bottleneck, scales, conditioning, num_basis=num_basis,
+                          fixed_basis=fixed)
     for model, name in ((encoder, "encoder"), (motion, "motion_encoder"), (decoder, "flow")):
         checkpoint.load_into(model, folder / f"{name}.pth", f"GeoPt {name}")
     meta = dict(meta, num_layers=enc_layers, motion_num_layers=mot_layers)

@@ -12,22 +12,32 @@ that are task specific: set-up, models, data, ``process_batch``, monitoring and 
 from __future__ import annotations
 
 
+from pathlib import Path
+
+import torch
 import torch.nn as nn
+from torch.utils.data import default_collate
 
 import networks
 from datasets.video_dataset import UncalibratedVideoDataset, VideoDatasetError, make_mixed_dataset
 from monodepth2_geopt.errors import InputError
+from monodepth2_geopt import checkpoint
+from monodepth2_geopt.batch import prepare_batch
+from monodepth2_geopt.flow_diagnostics import (DIAGNOSTIC_KEYS, diagnose_samples, format_line, ground_truth_for,
+                                               reference_flow)
 from monodepth2_geopt.flow import evaluate_flow, find_flow_pairs, flow_photometric_loss, flow_to_color, predict_flows
 from monodepth2_geopt.losses import MinReprojectionConfig
+from monodepth2_geopt.splits import EIGEN_TEST_DRIVES
 from monodepth2_geopt.trainer import Trainer
 from monodepth2_geopt.utils import make_loader
 from networks.flow_decoder import FlowDecoder
-from networks.motion_encoder import MotionEncoder
+from networks.motion_encoder import build_motion_encoder
 
 # Shared between tasks: "encoder" (structure encoder, transferred to depth). Task-specific: "motion_encoder"
 # (its ResNet can initialise the pose encoder, --geopt_pose) and "flow" (discarded after pretraining).
 MODEL_NAMES = ("encoder", "motion_encoder", "flow")
 EVAL_PAIRS_PER_LOG = 4  # ground-truth pairs evaluated at each log step with --flow_eval_path
+VAL_IMAGES = 8  # held-out triplets of the fixed validation batch (loss and diagnostics at each log step)
 
 
 def parse_flow_sources(data_path: str, flow_data: list[str] | None) -> list[tuple[str, float]]:
@@ -60,6 +70,15 @@ def validate_flow_options(opt) -> None:
         raise InputError(f"--scales must be a subset of 0 1 2 3, got {opt.scales}")
     if opt.frame_stride < 1:
         raise InputError(f"--frame_stride must be >= 1, got {opt.frame_stride}")
+    if min(opt.motion_pool_grid) < 0 or (0 in opt.motion_pool_grid and max(opt.motion_pool_grid) > 0):
+        raise InputError(f"--motion_pool_grid must be two positive numbers, or 0 0 for a global average; got "
+                         f"{opt.motion_pool_grid}")
+    if opt.flow_conditioning == "basis" and opt.flow_basis < 1:
+        raise InputError(f"--flow_basis must be >= 1 with --flow_conditioning basis, got {opt.flow_basis}")
+    if opt.bottleneck_channels < 0:
+        raise InputError(f"--bottleneck_channels must be >= 0 (0: no bottleneck), got {opt.bottleneck_channels}")
+    if not opt.learning_rate > 0:
+        raise InputError(f"--learning_rate must be > 0, got {opt.learning_rate}")
 
 
 class FlowTrainer(Trainer):
@@ -72,10 +91,13 @@ class FlowTrainer(Trainer):
         self.frame_ids = list(opt.frame_ids)
         self.source_ids = self.frame_ids[1:]
         # Auto-masking is opt-in here (--flow_automask): measured on the synthetic world, with it the network
-        # first drifts to a global shift that helps some pixels while the mask hides the rest (EPE rises);
-        # without it the same run learns the true flow. Occlusions are handled by the per-source minimum.
-        self.loss_cfg = MinReprojectionConfig(avg_reprojection=opt.avg_reprojection, automask=opt.flow_automask,
-                                              no_ssim=opt.no_ssim)
+        # first drifts to a global shift that helps some pixels while the mask hides the rest (EPE rises).
+        # The per-pixel minimum over the sources is opt-in too (--flow_min_reprojection): under the minimum, a
+        # flow that explains one source costs nothing where it is wrong for the other, so predicting the same
+        # flow towards t-1 and t+1 is free and the motion latent is never needed (measured: direction cosine
+        # +1.0 between the two flows). Averaging over the sources makes each flow answer for its own source.
+        self.loss_cfg = MinReprojectionConfig(avg_reprojection=not opt.flow_min_reprojection,
+                                              automask=opt.flow_automask, no_ssim=opt.no_ssim)
 
         self.build_data()  # first: a wrong data path fails before any weights are read
         self.models = self.build_models()
@@ -88,33 +110,51 @@ class FlowTrainer(Trainer):
                  f"Training is using: {self.device} (bf16 autocast {'on' if self.amp else 'off'}, "
                  f"channels_last {'on' if self.channels_last else 'off'}, {self.dist.world_size} process(es))\n"
                  f"Data: {sources} | {len(self.train_loader) * opt.batch_size} examples per epoch per process"
-                 + (f" | {len(self.eval_pairs)} ground-truth flow pairs" if self.eval_pairs else ""))
+                 + (f" | {len(self.eval_pairs)} ground-truth flow pairs" if self.eval_pairs else "")
+                 + "".join(f"\n  {note}" for note in self.notes))
 
     # ------------------------------------------------------------------ set-up
     def build_models(self) -> dict[str, nn.Module]:
         opt = self.opt
         pretrained = opt.weights_init == "pretrained"
+        grid = tuple(opt.motion_pool_grid) if min(opt.motion_pool_grid) > 0 else None
         models = {"encoder": networks.ResnetEncoder(opt.num_layers, pretrained),
-                  "motion_encoder": MotionEncoder(opt.motion_num_layers, pretrained, opt.latent_dim)}
-        models["flow"] = FlowDecoder(models["encoder"].num_ch_enc, opt.latent_dim, opt.bottleneck_channels,
-                                     opt.scales, opt.flow_conditioning)
+                  "motion_encoder": build_motion_encoder(opt.motion_encoder, opt.motion_num_layers, pretrained,
+                                                         opt.latent_dim, grid)}
+        models["flow"] = FlowDecoder(models["encoder"].num_ch_enc, opt.latent_dim, opt.bottleneck_channels or None,
+                                     opt.scales, opt.flow_conditioning, num_basis=opt.flow_basis,
+                                     fixed_basis=opt.flow_fixed_basis == "on")
         # ResNet classifiers are kept for checkpoint compatibility but never used (DDP needs them frozen).
-        for m in (models["encoder"], models["motion_encoder"].backbone):
-            m.encoder.fc.requires_grad_(False)
+        for m in (models["encoder"], getattr(models["motion_encoder"], "backbone", None)):
+            if m is not None:
+                m.encoder.fc.requires_grad_(False)
         return models
 
     def build_data(self) -> None:
         opt = self.opt
         self.sources = parse_flow_sources(opt.data_path, opt.flow_data)
-        datasets = []
+        datasets, self.notes = [], []
         for i, (folder, _) in enumerate(self.sources):
+            split = opt.flow_split if i == 0 else None
+            if split is None and (Path(folder) / "train_files.txt").is_file():  # extract_frames.py's lists
+                split = Path(folder) / "train_files.txt"
             try:
-                datasets.append(UncalibratedVideoDataset(
-                    folder, opt.flow_split if i == 0 else None, opt.height, opt.width, tuple(self.frame_ids),
-                    stride=opt.frame_stride, is_train=True))
+                ds = UncalibratedVideoDataset(folder, split, opt.height, opt.width, tuple(self.frame_ids),
+                                              stride=opt.frame_stride, is_train=True)
             except VideoDatasetError as err:
                 which = "--data_path" if i == 0 else "--flow_data"
                 raise InputError(f"{which} {folder}: {err}") from None
+            if split is not None:
+                self.notes.append(f"{folder}: frames of {split}")
+            if not opt.flow_include_test_drives:
+                dropped = ds.exclude_folders(EIGEN_TEST_DRIVES)
+                if dropped:
+                    self.notes.append(f"{folder}: excluded {dropped} triplets of KITTI Eigen / Eigen-benchmark test "
+                                      "drives (--flow_include_test_drives keeps them)")
+                if not len(ds):
+                    raise InputError(f"{folder}: every frame lies in a KITTI Eigen test drive; pass "
+                                     "--flow_include_test_drives to pretrain on them anyway")
+            datasets.append(ds)
         self.source_sizes = [len(d) for d in datasets]
         world = self.dist.world_size
         pin = self.device.type == "cuda"
@@ -137,19 +177,61 @@ class FlowTrainer(Trainer):
         self.num_total_steps = len(self.train_loader) * opt.num_epochs
         self.eval_pairs = find_flow_pairs(opt.flow_eval_path, opt.flow_eval_split) if opt.flow_eval_path else []
         self.eval_cursor = 0
+        self.build_val_data()
+
+    def build_val_data(self) -> None:
+        """The fixed held-out batch of validation loss and diagnostics (``--flow_val_split``, else the
+        val_files.txt beside the training list), with its ground truth or TV-L1 reference flows, computed once."""
+        opt = self.opt
+        self.val_batch, self.val_samples, self.val_kind = None, [], None
+        split = opt.flow_val_split
+        if split is None:
+            train_list = opt.flow_split or Path(opt.data_path) / "train_files.txt"
+            cand = Path(train_list).with_name("val_files.txt")
+            split = cand if cand.is_file() else None
+        if split is None or not self.dist.is_main:
+            return
+        offsets = sorted(set(self.frame_ids) | {0, -1, 1}, key=lambda f: (f != 0, f))
+        try:
+            ds = UncalibratedVideoDataset(opt.data_path, split, opt.height, opt.width, tuple(offsets),
+                                          stride=opt.frame_stride, is_train=False)
+        except VideoDatasetError as err:
+            raise InputError(f"--flow_val_split {split}: {err}") from None
+        n = min(VAL_IMAGES, len(ds))
+        items = [ds[int(i)] for i in torch.linspace(0, len(ds) - 1, n).round()]
+        self.val_batch = default_collate([{k: v for k, v in it.items() if k == "index" or k[1] in self.frame_ids}
+                                          for it in items])
+        truth = [ground_truth_for(ds.get_paths(int(i))[0], opt.height, opt.width)
+                 for i in torch.linspace(0, len(ds) - 1, n).round()]
+        self.val_kind = "ground_truth" if all(t is not None for t in truth) else "reference"
+        self.val_samples = []
+        for it, gt in zip(items, truth):
+            frames = {f: it[("color", f)].float() / 255 for f in (0, -1, 1)}
+            ref = gt if self.val_kind == "ground_truth" else reference_flow(frames[0], frames[1])
+            self.val_samples.append((frames[0], {-1: frames[-1], 1: frames[1]}, ref))
+        self.notes.append(f"validation: {n} held-out triplets of {split}, diagnostics against "
+                          + ("ground-truth flow" if self.val_kind == "ground_truth" else "TV-L1 reference flow"))
 
     # ------------------------------------------------------------------ training
     def process_batch(self, inputs):
         """Flow target->each source (same structure features, one latent per pair) and the flow loss."""
+        if self.opt.flow_control == "shuffled_sources":  # control: sources of another triplet, no shared motion
+            inputs = {k: (v.roll(1, 0) if isinstance(k, tuple) and k[0] in ("color", "color_aug") and k[1] != 0
+                          else v) for k, v in inputs.items()}
         # The networks see the colour-augmented frames; the loss compares the original ones (as Monodepth2).
         aug_sources = {f: inputs[("color_aug", f, 0)] for f in self.source_ids}
         with self.autocast():
             flows = predict_flows(self.nets["encoder"], self.nets["motion_encoder"], self.nets["flow"],
-                                  inputs[("color_aug", 0, 0)], aug_sources)
+                                  inputs[("color_aug", 0, 0)], aug_sources,
+                                  zero_latent=self.opt.flow_control == "zero_latent")
         outputs = {k: v.float() for k, v in flows.items()}
         sources = {f: inputs[("color", f, 0)] for f in self.source_ids}
+        pyramid = None
+        if self.opt.flow_loss_resolution == "pyramid":
+            pyramid = {s: (inputs[("color", 0, s)], {f: inputs[("color", f, s)] for f in self.source_ids})
+                       for s in self.opt.scales}
         loss, details = flow_photometric_loss(inputs[("color", 0, 0)], sources, outputs, self.opt.scales,
-                                              self.opt.flow_smoothness, self.loss_cfg)
+                                              self.opt.flow_smoothness, self.loss_cfg, pyramid)
         losses = {"loss": loss}
         for key, value in details.items():
             if isinstance(key, str) and not key.startswith("identity_selection"):
@@ -160,25 +242,43 @@ class FlowTrainer(Trainer):
 
     # ------------------------------------------------------------------ monitoring
     def val(self):
-        """EPE / Fl-all on the next few ground-truth pairs (rank 0 only, through the unwrapped models)."""
-        if not self.eval_pairs:
+        """Validation loss and GeoPt diagnostics on the fixed held-out batch; EPE / Fl-all on the next few
+        ``--flow_eval_path`` pairs. Rank 0 only, through the unwrapped models (no DDP collectives)."""
+        if self.val_batch is None and not self.eval_pairs:
             return
-        n = min(EVAL_PAIRS_PER_LOG, len(self.eval_pairs))
-        pairs = [self.eval_pairs[(self.eval_cursor + i) % len(self.eval_pairs)] for i in range(n)]
-        self.eval_cursor = (self.eval_cursor + n) % len(self.eval_pairs)
+        models = {k: checkpoint.unwrap(m) for k, m in self.nets.items()}
+        writer = self.writers.get("val")
         self.set_eval()
         try:
-            with self.autocast():
-                metrics = evaluate_flow(self.models["encoder"], self.models["motion_encoder"], self.models["flow"],
-                                        pairs, self.opt.height, self.opt.width, self.device)
+            with torch.no_grad(), self.autocast():
+                if self.val_batch is not None:
+                    wrapped, self.nets = self.nets, models
+                    try:
+                        inputs = prepare_batch(self.val_batch, self.device, 4, channels_last=self.channels_last)
+                        outputs, losses = self.process_batch(inputs)
+                        self.log_tb("val", inputs, outputs, losses)
+                    finally:
+                        self.nets = wrapped
+                    diag = diagnose_samples(models["encoder"], models["motion_encoder"], models["flow"],
+                                            self.val_samples, self.val_kind, self.device)
+                    if writer is not None:
+                        for name in DIAGNOSTIC_KEYS:
+                            if diag[name] is not None:
+                                writer.add_scalar(f"geopt/{name}", diag[name], self.step)
+                    self.log("  val: " + format_line(diag))
+                if self.eval_pairs:
+                    n = min(EVAL_PAIRS_PER_LOG, len(self.eval_pairs))
+                    pairs = [self.eval_pairs[(self.eval_cursor + i) % len(self.eval_pairs)] for i in range(n)]
+                    self.eval_cursor = (self.eval_cursor + n) % len(self.eval_pairs)
+                    metrics = evaluate_flow(models["encoder"], models["motion_encoder"], models["flow"], pairs,
+                                            self.opt.height, self.opt.width, self.device)
+                    if writer is not None:
+                        for name in ("epe", "fl_all", "zero_epe"):
+                            writer.add_scalar(f"flow/{name}", metrics[name], self.step)
+                    self.log(f"  flow ground truth ({n} pairs): EPE {metrics['epe']:.3f} px (zero flow "
+                             f"{metrics['zero_epe']:.3f}) | Fl-all {metrics['fl_all']:.2f} %")
         finally:
             self.set_train()
-        writer = self.writers.get("val")
-        if writer is not None:
-            for name in ("epe", "fl_all", "zero_epe"):
-                writer.add_scalar(f"flow/{name}", metrics[name], self.step)
-        self.log(f"  flow ground truth ({n} pairs): EPE {metrics['epe']:.3f} px (zero flow {metrics['zero_epe']:.3f}) "
-                 f"| Fl-all {metrics['fl_all']:.2f} %")
 
     def log_tb(self, mode, inputs, outputs, losses):
         writer = self.log_scalars(mode, losses)

@@ -49,7 +49,9 @@ def load_geopt_pose_encoder(pose_encoder: nn.Module, path: str) -> int:
     state, _ = checkpoint.load_state_file(f)
     backbone = {k[len(MOTION_BACKBONE_PREFIX):]: v for k, v in state.items() if k.startswith(MOTION_BACKBONE_PREFIX)}
     if not backbone:
-        raise InputError(f"{f} has no '{MOTION_BACKBONE_PREFIX}*' tensors: not a motion encoder checkpoint")
+        kind = ("a correlation motion encoder, which has no ResNet to transfer; pretrain with --motion_encoder "
+                "resnet to use --geopt_pose" if "features.0.weight" in state else "not a motion encoder checkpoint")
+        raise InputError(f"{f} has no '{MOTION_BACKBONE_PREFIX}*' tensors: {kind}")
     own = checkpoint.unwrap(pose_encoder).state_dict()
     bad = [k for k in own if k not in backbone or backbone[k].shape != own[k].shape]
     if bad:

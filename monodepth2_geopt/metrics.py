@@ -227,3 +227,27 @@ __all__ = [
     "valid_mask", "median_scale", "lsqr_scale_shift", "aligned_depth_from_disp",
     "split_eval_settings", "evaluate_depth_map", "aggregate", "format_metrics_table", "format_ratio_summary",
 ]
+
+
+# ------------------------------------------------------------------------------------------ flow diagnostics
+# Flow convention: [B, 2, H, W] in pixels, (u, v) = (right, down), target -> source (see geometry.flow_warp).
+def relative_flow_change(changed: torch.Tensor, reference: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Mean end-point distance between two flow fields relative to the reference's mean magnitude.
+
+    0 when ``changed`` equals ``reference``; 1 when it became zero; 2 when it became ``-reference``. Used for
+    the GeoPt diagnostics "latent sensitivity" (flows with permuted motion latents vs the true ones) and
+    "structure usage" (flows with the skip features zeroed vs the full decoder). Returns a 0-d tensor.
+    """
+    diff = torch.linalg.vector_norm(changed.float() - reference.float(), dim=-3).mean()
+    return diff / torch.linalg.vector_norm(reference.float(), dim=-3).mean().clamp_min(eps)
+
+
+def flow_direction_cosine(flow_a: torch.Tensor, flow_b: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Cosine between two flow fields [B, 2, H, W], each image's field taken as one vector; mean over B.
+
+    For a camera moving steadily, the flows t -> t-1 and t -> t+1 are nearly opposite (cosine near -1); a
+    network that predicts one average flow from the target alone gives +1. Returns a 0-d tensor.
+    """
+    a, b = flow_a.float().flatten(1), flow_b.float().flatten(1)
+    cos = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(eps)
+    return cos.mean()

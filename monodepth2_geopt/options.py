@@ -11,8 +11,18 @@ import os
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# pretrain_flow.py / evaluate_flow.py defaults that differ from train.py's (Monodepth2's). From scratch: GeoPt's
+# claim is pretraining *instead of* ImageNet, so starting from ImageNet would confound the comparison.
+# The other values are the pretext recipe measured to learn motion (benchmarks/RESULTS.md, README).
+FLOW_DEFAULTS = {"weights_init": "scratch", "learning_rate": 5e-4}
+
+
 class MonodepthOptions:
-    def __init__(self, description: str = "Monodepth2-GeoPt options"):
+    def __init__(self, description: str = "Monodepth2-GeoPt options", task: str = "depth"):
+        """``task``: "depth" (train.py and the evaluation scripts: Monodepth2's defaults) or "flow"
+        (pretrain_flow.py, evaluate_flow.py: ``FLOW_DEFAULTS`` replace some of them)."""
+        if task not in ("depth", "flow"):
+            raise ValueError(f"task must be 'depth' or 'flow', got {task!r}")
         p = self.parser = argparse.ArgumentParser(description=description)
 
         g = p.add_argument_group("PATHS")
@@ -74,7 +84,8 @@ class MonodepthOptions:
                        help="if set, uses a predictive masking scheme as in Zhou et al (needs --disable_automasking)")
         g.add_argument("--no_ssim", action="store_true", help="if set, disables ssim in the loss")
         g.add_argument("--weights_init", type=str, default="pretrained", choices=["pretrained", "scratch"],
-                       help="pretrained (ImageNet, from the local torch cache) or scratch")
+                       help="pretrained (ImageNet, from the local torch cache) or scratch; pretrain_flow.py "
+                            "defaults to scratch (GeoPt replaces ImageNet pretraining)")
         g.add_argument("--pose_model_input", type=str, default="pairs", choices=["pairs", "all"],
                        help="how many images the pose network gets")
         g.add_argument("--pose_model_type", type=str, default="separate_resnet",
@@ -129,13 +140,29 @@ class MonodepthOptions:
         g = p.add_argument_group("FLOW PRETRAINING options (pretrain_flow.py)")
         g.add_argument("--latent_dim", type=int, default=128, help="size of the latent motion vector")
         g.add_argument("--bottleneck_channels", type=int, default=32,
-                       help="channels of the narrow bottleneck on the deepest structure features")
+                       help="channels of the 1x1 bottleneck on the deepest structure features (0: none)")
+        g.add_argument("--motion_encoder", type=str, default="corr", choices=["corr", "resnet"],
+                       help="motion encoder: corr (siamese features and a local correlation volume) or resnet (a "
+                            "ResNet on the stacked frames, like Monodepth2's pose encoder; needed for --geopt_pose)")
         g.add_argument("--motion_num_layers", type=int, default=18, choices=[18, 34, 50],
                        help="resnet depth of the motion encoder")
         g.add_argument("--frame_stride", type=int, default=1, help="frame stride of pretraining triplets")
         g.add_argument("--flow_smoothness", type=float, default=1e-2, help="edge-aware flow smoothness weight")
-        g.add_argument("--flow_conditioning", type=str, default="concat", choices=["concat", "film"],
-                       help="how the latent motion vector enters the flow decoder")
+        g.add_argument("--flow_conditioning", type=str, default="basis", choices=["concat", "film", "basis"],
+                       help="how the latent motion vector enters the flow decoder: basis (flow = sum of basis fields "
+                            "decoded from the structure, weighted by coefficients of the latent), film "
+                            "(feature-wise affine) or concat (a latent-dependent bias)")
+        g.add_argument("--flow_loss_resolution", type=str, default="pyramid", choices=["pyramid", "full"],
+                       help="pyramid: each scale's flow is compared at that scale's resolution (a gradient for "
+                            "motions of many pixels); full: every scale upsampled to full resolution (Monodepth2)")
+        g.add_argument("--flow_basis", type=int, default=8,
+                       help="with --flow_conditioning basis: number of learnt basis flow fields")
+        g.add_argument("--flow_fixed_basis", type=str, default="on", choices=["on", "off"],
+                       help="with --flow_conditioning basis: add the 8 analytic fields of planar / rotational motion "
+                            "(and start the learnt fields at zero)")
+        g.add_argument("--motion_pool_grid", nargs=2, type=int, default=[2, 4], metavar=("ROWS", "COLS"),
+                       help="motion encoder: average-pool its deepest features to this grid of cells before the MLP "
+                            "(0 0: one global average)")
         g.add_argument("--flow_data", nargs="+", default=None, metavar="DIR[:WEIGHT]",
                        help="extra pretraining sources mixed with --data_path, each DIR or DIR:WEIGHT")
         g.add_argument("--flow_epoch_size", type=int, default=None,
@@ -144,16 +171,39 @@ class MonodepthOptions:
                        help="use Monodepth2's auto-masking in the flow loss (off by default: a free flow can "
                             "represent static pixels itself, and auto-masking rewards a spurious global shift "
                             "early in training; the per-pixel minimum over the sources is always used)")
+        g.add_argument("--flow_min_reprojection", action="store_true",
+                       help="per-pixel minimum over the sources in the flow loss (Monodepth2's occlusion handling); "
+                            "off by default: under the minimum the flow towards one source may be wrong for free, "
+                            "and the motion latent is then never needed")
+        g.add_argument("--flow_control", type=str, default="none", choices=["none", "zero_latent", "shuffled_sources"],
+                       help="negative controls for experiments: zero_latent replaces the motion latent by zeros (an "
+                            "average-flow predictor); shuffled_sources pairs each target with the source frames of "
+                            "another triplet of the batch (no consistent motion)")
         g.add_argument("--flow_split", type=str, default=None,
                        help="split file ('<folder> <frame_index> [side]' lines) selecting the --data_path frames "
-                            "to pretrain on, e.g. to keep test frames out (default: every frame with neighbours)")
+                            "to pretrain on (default: <data_path>/train_files.txt as extract_frames.py writes it, "
+                            "else every frame with neighbours)")
+        g.add_argument("--flow_val_split", type=str, default=None,
+                       help="split file of held-out --data_path frames for the validation loss and the GeoPt "
+                            "diagnostics (default: val_files.txt beside the training list, e.g. extract_frames.py's)")
+        g.add_argument("--flow_include_test_drives", action="store_true",
+                       help="also pretrain on frames of the KITTI Eigen and Eigen-benchmark test drives (excluded by "
+                            "default: pretraining on them leaks the test set into KITTI depth results)")
         g.add_argument("--flow_eval_path", type=str, default=None,
                        help="folder with KITTI flow PNG ground truth (<drive>/flow/image_02/*.png, flow t -> t+1, "
                             "or KITTI 2015 flow_occ/): EPE and Fl-all are logged at log steps and reported by "
                             "evaluate_flow.py")
+        g.add_argument("--flow_eval_max", type=int, default=None,
+                       help="evaluate_flow.py: at most this many images, evenly spaced (TV-L1 references take "
+                            "about a second each on a CPU)")
+        g.add_argument("--json", type=str, default=None,
+                       help="evaluate_flow.py: also write the diagnostics to this JSON file")
         g.add_argument("--flow_eval_split", type=str, default=None,
                        help="split file of '<drive> <frame> [l|r]' lines restricting --flow_eval_path "
                             "(default: every ground-truth file found)")
+
+        if task == "flow":
+            p.set_defaults(**FLOW_DEFAULTS)
 
     def parse(self, args=None) -> argparse.Namespace:
         return self.parser.parse_args(args)

@@ -300,3 +300,16 @@ __all__ = [
     "readlines", "parse_split_line", "read_split_file", "available_splits", "resolve_split_dir",
     "sha256_file", "download_splits", "verify_splits", "find_split_lines", "make_split",
 ]
+
+
+# KITTI raw drives of the Eigen test split (Eigen et al. 2014; 697 frames) and of the Eigen-benchmark test split
+# (Uhrig et al. 2017; 652 frames): 28 drives in all. Self-supervised pretraining on any of their frames leaks the
+# test set into a model evaluated on those splits, so flow pretraining excludes them by default.
+EIGEN_TEST_DRIVES = frozenset(f"{name}_sync" for name in (
+    "2011_09_26_drive_0002", "2011_09_26_drive_0009", "2011_09_26_drive_0013", "2011_09_26_drive_0020",
+    "2011_09_26_drive_0023", "2011_09_26_drive_0027", "2011_09_26_drive_0029", "2011_09_26_drive_0036",
+    "2011_09_26_drive_0046", "2011_09_26_drive_0048", "2011_09_26_drive_0052", "2011_09_26_drive_0056",
+    "2011_09_26_drive_0059", "2011_09_26_drive_0064", "2011_09_26_drive_0084", "2011_09_26_drive_0086",
+    "2011_09_26_drive_0093", "2011_09_26_drive_0096", "2011_09_26_drive_0101", "2011_09_26_drive_0106",
+    "2011_09_26_drive_0117", "2011_09_28_drive_0002", "2011_09_29_drive_0071", "2011_09_30_drive_0016",
+    "2011_09_30_drive_0018", "2011_09_30_drive_0027", "2011_10_03_drive_0027", "2011_10_03_drive_0047"))

@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import re
 import shutil
 import sys
@@ -112,8 +111,7 @@ class ExtractOptions:
     min_segment_frames: int | None = None    # shorter segments are discarded (default 2*stride+1)
     img_ext: str = "jpg"                     # "jpg" or "png"
     jpeg_quality: int = 95
-    val_fraction: float = 0.0                # fraction of split entries written to val_files.txt
-    seed: int = 0                            # seed of the train/val split
+    val_fraction: float = 0.1                # held-out tail of each segment for val_files.txt
     overwrite: bool = False                  # replace existing output folders of the same video
     skip_errors: bool = False                # with several videos: warn and skip undecodable ones
 
@@ -376,22 +374,27 @@ def write_split_files(
     segments: Sequence[tuple[str, int]],
     stride: int = 1,
     val_fraction: float = 0.0,
-    seed: int = 0,
 ) -> tuple[list[str], list[str]]:
     """Write ``train_files.txt`` (and ``val_files.txt`` when ``val_fraction > 0``).
 
-    ``segments`` are ``(folder, num_frames)`` pairs. The validation entries are a seeded random
-    frame-level sample of ``round(val_fraction * N)`` entries (at least one when N > 1); both lists keep
-    the folder/frame order.
+    ``segments`` are ``(folder, num_frames)`` pairs. Validation holds out *time*: the last
+    ``round(val_fraction * N)`` targets of each segment of N targets (at least one when the segment is long
+    enough), and the ``2 * stride`` training targets just before them are dropped, so that no validation
+    triplet shares a frame with a training triplet (a random frame-level sample would validate on frames the
+    network trained on as neighbours). Segments with fewer than ``2 * stride + 2`` targets stay in training.
+    Both lists keep the folder/frame order.
     """
     out_dir = Path(out_dir)
-    entries = [e for folder, n in segments for e in split_entries(folder, n, stride)]
-    val_idx: set[int] = set()
-    if val_fraction > 0 and len(entries) > 1:
-        n_val = min(len(entries) - 1, max(1, round(val_fraction * len(entries))))
-        val_idx = set(random.Random(seed).sample(range(len(entries)), n_val))
-    train = [e for i, e in enumerate(entries) if i not in val_idx]
-    val = [e for i, e in enumerate(entries) if i in val_idx]
+    train: list[str] = []
+    val: list[str] = []
+    for folder, n in segments:
+        entries = split_entries(folder, n, stride)
+        n_val = max(1, round(val_fraction * len(entries))) if val_fraction > 0 else 0
+        if n_val == 0 or len(entries) - n_val < 2 * stride + 1:
+            train += entries
+            continue
+        train += entries[:len(entries) - n_val - 2 * stride]
+        val += entries[len(entries) - n_val:]
     (out_dir / "train_files.txt").write_text("".join(line + "\n" for line in train))
     if val_fraction > 0:
         (out_dir / "val_files.txt").write_text("".join(line + "\n" for line in val))
@@ -650,7 +653,7 @@ def extract_videos(
     out_dir.mkdir(parents=True, exist_ok=True)
     train, val = write_split_files(
         out_dir, [(s.folder, s.num_frames) for r in results for s in r.segments],
-        stride=opts.stride, val_fraction=opts.val_fraction, seed=opts.seed)
+        stride=opts.stride, val_fraction=opts.val_fraction)
     summary = ExtractionSummary(out_dir=str(out_dir), videos=results, train=train, val=val, skipped=skipped)
     with open(out_dir / "extraction_summary.json", "w") as f:
         json.dump({"options": asdict(opts), **asdict(summary)}, f, indent=1)
@@ -684,8 +687,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--min_segment_frames", type=int, default=None, help="discard shorter segments (default 2*stride+1)")
     p.add_argument("--ext", default=d.img_ext, choices=["jpg", "png"], help="image format")
     p.add_argument("--jpeg_quality", type=int, default=d.jpeg_quality)
-    p.add_argument("--val_fraction", type=float, default=d.val_fraction, help="fraction of entries for val_files.txt")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the train/val split")
+    p.add_argument("--val_fraction", type=float, default=d.val_fraction, help="fraction of each segment's targets held out (its last frames) for val_files.txt; "
+                        "0 writes no val_files.txt")
     p.add_argument("--overwrite", action="store_true", help="replace existing output folders")
     p.add_argument("--skip_errors", action="store_true", help="skip undecodable videos in a folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -699,7 +702,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_side=args.max_side, keep_aspect=not args.stretch, static_threshold=args.static_threshold,
         cut_threshold=args.cut_threshold, cut_hist_threshold=args.cut_hist_threshold, stride=args.stride,
         min_segment_frames=args.min_segment_frames, img_ext=args.ext, jpeg_quality=args.jpeg_quality,
-        val_fraction=args.val_fraction, seed=args.seed, overwrite=args.overwrite, skip_errors=args.skip_errors)
+        val_fraction=args.val_fraction, overwrite=args.overwrite, skip_errors=args.skip_errors)
     try:
         summary = extract_videos(args.input, args.out, opts, progress=not args.quiet)
     except VideoExtractionError as exc:

@@ -3,6 +3,7 @@ lowers the photometric loss and the EPE; its weights folder loads into Monodepth
 --geopt_pose), resumes, evaluates; bad transfers give clear InputErrors."""
 import sys
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import default_collate
@@ -14,6 +15,7 @@ from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.flow import evaluate_flow, evaluate_flow_model, find_flow_pairs
 from monodepth2_geopt.geopt import load_geopt_encoder, load_geopt_pose_encoder
 from monodepth2_geopt.options import MonodepthOptions
+from networks.motion_encoder import build_motion_encoder
 
 synthetic = pytest.importorskip("monodepth2_geopt.synthetic")
 
@@ -25,7 +27,7 @@ STEPS, BATCH, LR = 24, 4, 3e-4
 
 
 def flow_options(data, log_dir, *extra):
-    return MonodepthOptions().parse([
+    return MonodepthOptions(task="flow").parse([
         "--data_path", str(data), "--model_name", "geopt", "--log_dir", str(log_dir), "--height", str(H),
         "--width", str(W), "--batch_size", str(BATCH), "--num_epochs", "1", "--weights_init", "scratch",
         "--num_workers", "0", "--no_progress", "--seed", "0", *extra])
@@ -54,7 +56,8 @@ def pretrained(tmp_path_factory):
     # The world's drive folder also holds ground-truth PNG folders: train on its split (image_02/03 frames).
     opt = flow_options(root, base / "runs", "--learning_rate", str(LR), "--flow_epoch_size", str(STEPS * BATCH),
                        "--flow_split", info["splits"]["train"], "--frame_ids", "0", "1",
-                       "--flow_eval_path", root, "--log_frequency", "1000")
+                       "--flow_eval_path", root, "--log_frequency", "1000",
+                       "--motion_encoder", "resnet")  # the ResNet motion encoder, which --geopt_pose transfers
     trainer = FlowTrainer(opt)
     fixed = UncalibratedVideoDataset(root, info["splits"]["train"], H, W, (0, 1), is_train=False)
     batch = default_collate([fixed[i] for i in range(0, len(fixed), max(1, len(fixed) // 8))])
@@ -138,13 +141,19 @@ def test_bad_geopt_transfers_give_clear_input_errors(pretrained, tmp_path):
     # --geopt_pose into a pose encoder of another depth
     with pytest.raises(InputError, match="--motion_num_layers"):
         load_geopt_pose_encoder(networks.ResnetEncoder(34, False, 2), str(pretrained["folder"]))
+    # --geopt_pose from the default correlation motion encoder, which has no ResNet
+    corr_dir = tmp_path / "corr"
+    checkpoint.save_weights_folder(corr_dir, {"motion_encoder": build_motion_encoder("corr")})
+    with pytest.raises(InputError, match="--motion_encoder resnet"):
+        load_geopt_pose_encoder(networks.ResnetEncoder(18, False, 2), str(corr_dir))
 
 
 def test_resume_from_weights_folder(pretrained, tmp_path):
     from monodepth2_geopt.flow_trainer import FlowTrainer
 
     folder = pretrained["folder"]
-    resumed = FlowTrainer(flow_options(pretrained["root"], tmp_path, "--load_weights_folder", str(folder)))
+    resumed = FlowTrainer(flow_options(pretrained["root"], tmp_path, "--load_weights_folder", str(folder),
+                                       "--motion_encoder", "resnet"))
     for name in ("encoder", "motion_encoder", "flow"):
         saved = pretrained["trainer"].models[name].state_dict()
         for key, value in resumed.models[name].state_dict().items():
@@ -172,7 +181,7 @@ def test_scripts_report_bad_input_in_one_line(pretrained, tmp_path, monkeypatch,
                                       "--flow_eval_path", pretrained["root"]])
     run_cli(evaluate_flow.main)
     out = capsys.readouterr().out
-    assert "9 pairs | EPE" in out and "Fl-all" in out
+    assert "9 images from" in out and "EPE t->t+1 (px)" in out and "Fl-all" in out and "latent sensitivity" in out
 
 
 def test_flow_data_sources_mix_with_weights(pretrained, tmp_path):
@@ -186,3 +195,48 @@ def test_flow_data_sources_mix_with_weights(pretrained, tmp_path):
                                        "--flow_epoch_size", "8", "--flow_automask"))
     assert trainer.source_sizes[1] == 4 and len(trainer.train_loader) == 8 // BATCH
     assert video and trainer.loss_cfg.automask and not pretrained["trainer"].loss_cfg.automask
+
+
+def _fake_kitti(root, drives, frames=4, size=(64, 32)):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for drive in drives:
+        d = root / drive[:10] / drive / "image_02" / "data"
+        d.mkdir(parents=True)
+        for i in range(frames):
+            Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(d / f"{i:010d}.png")
+
+
+def test_kitti_test_drives_are_excluded_from_pretraining(tmp_path, capsys):
+    from monodepth2_geopt.flow_trainer import FlowTrainer
+    from monodepth2_geopt.splits import EIGEN_TEST_DRIVES
+
+    assert len(EIGEN_TEST_DRIVES) == 28 and "2011_09_26_drive_0002_sync" in EIGEN_TEST_DRIVES
+    root = tmp_path / "kitti"
+    _fake_kitti(root, ["2011_09_26_drive_0001_sync", "2011_09_26_drive_0002_sync", "2011_10_03_drive_0047_sync"])
+    opts = ["--data_path", str(root), "--log_dir", str(tmp_path / "runs"), "--height", "32", "--width", "64",
+            "--batch_size", "2", "--num_workers", "0", "--no_progress"]
+    trainer = FlowTrainer(MonodepthOptions(task="flow").parse(opts))
+    assert trainer.source_sizes == [2]  # frames 1 and 2 of the one training drive
+    assert "excluded 4 triplets of KITTI Eigen / Eigen-benchmark test drives" in capsys.readouterr().out
+    keep = FlowTrainer(MonodepthOptions(task="flow").parse(opts + ["--flow_include_test_drives",
+                                                                    "--model_name", "keep"]))
+    assert keep.source_sizes == [6]
+    only_test = tmp_path / "only_test"
+    _fake_kitti(only_test, ["2011_09_26_drive_0002_sync"])
+    with pytest.raises(InputError, match="--flow_include_test_drives"):
+        FlowTrainer(MonodepthOptions(task="flow").parse(opts[:1] + [str(only_test)] + opts[2:] +
+                                                        ["--model_name", "only"]))
+
+
+def test_pretraining_uses_extract_frames_lists_and_validates_on_held_out_frames(tmp_path, capsys):
+    from monodepth2_geopt.flow_trainer import FlowTrainer
+    from monodepth2_geopt.video import write_split_files
+
+    video = synthetic.generate_video(tmp_path / "frames", num_sequences=1, frames=24, width=W, height=H)
+    train, val = write_split_files(tmp_path / "frames", [("seq_000", 24)], val_fraction=0.2)
+    trainer = FlowTrainer(flow_options(tmp_path / "frames", tmp_path / "runs"))
+    assert video and len(trainer.train_dataset) == len(train) and trainer.val_batch is not None
+    assert len(trainer.val_samples) == min(8, len(val)) and trainer.val_kind == "reference"
+    out = capsys.readouterr().out
+    assert "train_files.txt" in out and "held-out triplets" in out and "TV-L1" in out

@@ -102,7 +102,7 @@ def read_split(path):
 # synthetic video: exact behaviour
 # ------------------------------------------------------------------------------------------------
 def test_static_frames_dropped_and_cut_detected(syn_video, tmp_path):
-    summary = extract_videos(syn_video, tmp_path, ExtractOptions(), progress=False)
+    summary = extract_videos(syn_video, tmp_path, ExtractOptions(val_fraction=0), progress=False)
     (r,) = summary.videos
     assert (r.decoded, r.sampled, r.dropped_static, r.kept) == (60, 60, 4, 56)
     assert r.cut_times == pytest.approx([CUT_FRAME / 25])
@@ -120,7 +120,7 @@ def test_static_frames_dropped_and_cut_detected(syn_video, tmp_path):
     assert train == summary.train
     assert len(train) == (30 - 2) + (26 - 2)
     check_split(tmp_path, train)
-    assert not (tmp_path / "val_files.txt").exists()
+    assert not (tmp_path / "val_files.txt").exists()  # the test extracts with val_fraction=0
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())     # no staging left behind
     assert (tmp_path / "extraction_summary.json").is_file()
 
@@ -189,8 +189,13 @@ def test_png_stride_and_val_split(syn_video, tmp_path):
     assert sorted(p.suffix for p in (tmp_path / "syn_seg00").iterdir()) == [".png"] * 30
     train = read_split(tmp_path / "train_files.txt")
     val = read_split(tmp_path / "val_files.txt")
-    assert len(train) + len(val) == (30 - 4) + (26 - 4)
-    assert len(val) == 12 and not set(train) & set(val)
+    # each segment holds out its last quarter of targets, and the 2 * stride targets before it are dropped
+    assert len(val) == round(0.25 * 26) + round(0.25 * 22)
+    assert len(train) + len(val) == (30 - 4) + (26 - 4) - 2 * 2 * 2
+    assert not set(train) & set(val)
+    for folder in {line.split()[0] for line in val}:  # no frame shared between a train and a val triplet
+        used = lambda lines: {int(ln.split()[1]) + d for ln in lines if ln.split()[0] == folder for d in (-2, 0, 2)}
+        assert not used(train) & used(val)
     check_split(tmp_path, train + val, stride=2)
     assert (train, val) == (summary.train, summary.val)
 
@@ -228,7 +233,7 @@ def test_folder_input_recursive(syn_video, tmp_path):
     shutil.copy(syn_video, src / "day2" / "deep" / "clip.MOV")
     (src / "notes.txt").write_text("not a video")
     assert [p.name for p in find_videos(src)] == ["clip.mp4", "clip.MOV"]
-    summary = extract_videos(src, tmp_path / "out", ExtractOptions(end=1.0), progress=False)
+    summary = extract_videos(src, tmp_path / "out", ExtractOptions(end=1.0, val_fraction=0), progress=False)
     assert [r.name for r in summary.videos] == ["day1_clip", "day2_deep_clip"]
     assert len(summary.train) == 2 * (25 - 4 - 2)
     check_split(tmp_path / "out", summary.train)
@@ -313,7 +318,7 @@ def test_cli_exit_codes(syn_video, corrupt_video, tmp_path, capsys):
     assert main([str(syn_video), "--out", str(tmp_path / "o"), "--fps", "-3", "--quiet"]) == 2
     assert "fps" in capsys.readouterr().err
     assert main([str(syn_video), "--out", str(tmp_path / "o"), "--end", "0.6", "--quiet"]) == 0
-    assert "train_files.txt: 13 entries" in capsys.readouterr().out
+    assert "train_files.txt: 10 entries, val_files.txt: 1" in capsys.readouterr().out  # 13 targets: 1 held out, 2 dropped
 
 
 def test_script_entry_point(corrupt_video, tmp_path):

@@ -302,7 +302,7 @@ def test_reads_extractor_output(tmp_path):
     video = tmp_path / "clip.mp4"
     write_video(video, synthetic_frames())
     out = tmp_path / "frames"
-    summary = extract_videos(video, out, ExtractOptions(), progress=False)
+    summary = extract_videos(video, out, ExtractOptions(val_fraction=0), progress=False)
     ds = make(out, filenames=out / "train_files.txt")
     assert len(ds) == len(summary.train) == 52
     scanned = make(out)

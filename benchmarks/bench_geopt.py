@@ -1,0 +1,272 @@
+"""Does Geometric Pretraining learn motion, and does it help depth? (issue: GeoPt must learn motion)
+
+    python benchmarks/bench_geopt.py --part pretext     # synthetic world 320x96: diagnostics curve vs GT flow
+    python benchmarks/bench_geopt.py --part real        # frames of ../shared/data/videos: vs TV-L1 reference
+    python benchmarks/bench_geopt.py --part overfit     # Middlebury motorcycle pair, true flow = -disparity
+    python benchmarks/bench_geopt.py --part transfer --seeds 0 1 2 3 4   # depth from scratch / GeoPt / controls
+
+Every part runs ``pretrain_flow.py``'s *defaults* (only data, size, budget and seed are given) through the same
+FlowTrainer, and writes its table to RESULTS.md whatever it shows.
+
+``pretext``: pretrain on the training drives of a synthetic world for ``--steps``; every ``--every`` steps the
+diagnostics of ``monodepth2_geopt.flow_diagnostics`` on the held-out drive (flow t -> t+1 ground truth): EPE, EPE
+of zero flow, Fl-all, latent sensitivity, direction cosine, structure usage. ``--recipe previous`` runs the
+defaults before this issue (ResNet motion encoder with a global pool, concat conditioning, per-pixel minimum, full-
+resolution loss, lr 1e-4) for comparison.
+``real``: the same on frames extracted at ``--fps`` from the real videos; their ``val_files.txt`` (the last 10 % of
+each clip) is held out and scored against TV-L1 (a classical reference, not truth).
+``overfit``: one real stereo pair as a two-frame "video", learnt at the default options; EPE against the true
+flow (-disparity, horizontal) on pixels with finite disparity.
+``transfer``: for each seed, pretrain on synthetic video of other worlds, once with the defaults, once with the motion
+latent zeroed (an average-flow predictor) and once with the sources of another triplet (no consistent motion); then
+train depth (``--modes``) from scratch and from each pretrained encoder, same seed and data; held-out abs_rel.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import common
+import numpy as np
+import torch
+
+from monodepth2_geopt.experiments import (MODE_FLAGS, _batches, evaluate_weights, make_trainer, prepare_synthetic,
+                                          train_steps)
+from monodepth2_geopt.flow_diagnostics import diagnose_samples, ground_truth_samples
+
+# The pretext recipe before this issue (ImageNet initialisation aside: both start from scratch here).
+PREVIOUS = ["--flow_conditioning", "concat", "--motion_encoder", "resnet", "--motion_pool_grid", "0", "0",
+            "--flow_min_reprojection", "--flow_loss_resolution", "full", "--learning_rate", "1e-4"]
+DIAG_COLUMNS = ["EPE (px)", "zero-flow EPE", "EPE / zero", "Fl-all", "latent sensitivity", "direction cosine",
+                "structure usage"]
+
+
+def flow_args(args, data, name, seed, extra=()):
+    return ["--data_path", data, "--height", args.height, "--width", args.width, "--batch_size", args.batch_size,
+            "--num_workers", args.num_workers, "--no_progress", "--log_dir", args.log_dir, "--model_name", name,
+            "--seed", seed, "--no_cuda", *extra]
+
+
+def diag_row(d):
+    ratio = d["epe"] / d["epe_zero_flow"] if d.get("epe") is not None and d.get("epe_zero_flow") else None
+    vals = [d.get("epe"), d.get("epe_zero_flow"), ratio, None if d.get("fl_all") is None else 100 * d["fl_all"],
+            d.get("latent_sensitivity"), d.get("direction_cosine"), d.get("structure_usage")]
+    return ["n/a" if v is None else round(v, 3) for v in vals]
+
+
+def diagnostics(trainer, samples, kind):
+    m = trainer.models
+    trainer.set_eval()
+    try:
+        return diagnose_samples(m["encoder"], m["motion_encoder"], m["flow"], samples, kind, trainer.device)
+    finally:
+        trainer.set_train()
+
+
+def curve(trainer, samples, kind, steps, every, label):
+    """Train ``steps`` steps, with diagnostics every ``every`` steps; rows [label, step, seconds, *diag]."""
+    rows, batches, start, trained = [], _batches(trainer.train_loader), time.time(), 0.0
+    trainer.set_train()
+    for i in range(steps + 1):
+        if i % every == 0 or i == steps:
+            d = diagnostics(trainer, samples, kind)
+            rows.append([label, i, round(trained), *diag_row(d)])
+            print(rows[-1], flush=True)
+        if i == steps:
+            break
+        t = time.time()
+        trainer.train_step(next(batches))
+        trainer.step += 1
+        trained += time.time() - t
+    print(f"{label}: {time.time() - start:.0f} s with diagnostics", flush=True)
+    return rows
+
+
+def part_pretext(args):
+    from monodepth2_geopt.synthetic import generate_dataset
+    root = Path(args.work) / "pretext_world"
+    if not (root / "splits").is_dir():
+        generate_dataset(root, num_drives=args.drives, frames_per_drive=args.frames, width=args.width,
+                         height=args.height, seed=0, velodyne=False)
+    test = root / "splits" / "test_files.txt"
+    samples = ground_truth_samples(root, test, args.height, args.width)
+    rows = []
+    for recipe in args.recipes:
+        torch.manual_seed(0)
+        extra = ["--flow_split", root / "splits" / "train_files.txt", "--flow_val_split", test]
+        trainer = make_trainer(flow_args(args, root, f"pretext_{recipe}", 0,
+                                         extra + (PREVIOUS if recipe == "previous" else [])), flow=True)
+        rows += curve(trainer, samples, "ground_truth", args.steps, args.every, recipe)
+    head = (f"Synthetic world at {args.width}x{args.height}: {args.drives - 1} training drives and 1 held-out drive of "
+            f"{args.frames} frames; batch {args.batch_size}; `default` = pretrain_flow.py's defaults, `previous` = "
+            "the defaults before this change. Diagnostics on the held-out drive against its ground-truth flow "
+            "(t -> t+1); train s = optimisation time without the diagnostics.\n\n")
+    return head + common.table(["recipe", "step", "train s", *DIAG_COLUMNS], rows)
+
+
+def part_real(args):
+    from monodepth2_geopt.flow_diagnostics import frames_dataset, video_samples
+    from monodepth2_geopt.video import ExtractOptions, extract_videos
+    frames = Path(args.work) / "real_frames"
+    if not (frames / "train_files.txt").is_file():
+        extract_videos(args.videos, frames, ExtractOptions(fps=args.fps, max_side=640), progress=False)
+    samples = video_samples(frames_dataset(frames, frames / "val_files.txt", args.height, args.width))
+    rows = []
+    for recipe in args.recipes:
+        torch.manual_seed(0)
+        trainer = make_trainer(flow_args(args, frames, f"real_{recipe}", 0,
+                                         PREVIOUS if recipe == "previous" else []), flow=True)
+        rows += curve(trainer, samples, "reference", args.steps, args.every, recipe)
+    n_train = len((frames / "train_files.txt").read_text().splitlines())
+    head = (f"Real video: {', '.join(Path(v).name for v in [args.videos])} extracted at {args.fps} fps "
+            f"({n_train} training triplets); {len(samples)} held-out triplets (the last 10 % of each clip) scored "
+            f"against TV-L1 with a forward-backward check, a classical **reference, not ground truth**; "
+            f"{args.width}x{args.height}, batch {args.batch_size}.\n\n")
+    return head + common.table(["recipe", "step", "train s", *DIAG_COLUMNS], rows)
+
+
+def part_overfit(args):
+    from PIL import Image
+    from skimage.data import stereo_motorcycle
+
+    from monodepth2_geopt.flow_diagnostics import diagnose
+    left, right, disp = stereo_motorcycle()
+    h, w = args.overfit_height, args.overfit_width
+    folder = Path(args.work) / "motorcycle"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, img in enumerate((left, right)):
+        Image.fromarray(img).resize((w, h), Image.Resampling.LANCZOS).save(folder / f"{i:06d}.png")
+    gt = torch.zeros(2, *disp.shape)
+    gt[0] = -torch.from_numpy(np.nan_to_num(disp.astype(np.float32), nan=0.0, posinf=0.0))
+    valid = torch.from_numpy(np.isfinite(disp) & (disp > 0))
+    rows = []
+    for recipe in args.recipes:
+        torch.manual_seed(0)
+        trainer = make_trainer(["--data_path", folder, "--frame_ids", "0", "1", "--height", h, "--width", w,
+                                "--batch_size", 1, "--num_workers", 0, "--no_progress", "--log_dir", args.log_dir,
+                                "--model_name", f"overfit_{recipe}", "--seed", 0, "--no_cuda",
+                                *(PREVIOUS if recipe == "previous" else [])], flow=True)
+        item = {("color", f): torch.from_numpy(np.asarray(Image.open(folder / f"{i:06d}.png").convert("RGB")))
+                .permute(2, 0, 1)[None] for i, f in enumerate((0, 1))}
+        batch = dict(item, flip=torch.zeros(1, dtype=torch.bool), index=torch.zeros(1, dtype=torch.long))
+        target, source = item[("color", 0)].float() / 255, item[("color", 1)].float() / 255
+        start = time.time()
+        for i in range(args.overfit_steps + 1):
+            if i % args.every == 0 or i == args.overfit_steps:
+                trainer.set_eval()
+                m = trainer.models
+                with torch.no_grad():
+                    d = diagnose(m["encoder"], m["motion_encoder"], m["flow"], target, {1: source}, [(gt, valid)])
+                trainer.set_train()
+                rows.append([recipe, i, round(time.time() - start), round(d["epe"], 2), round(d["epe_zero_flow"], 2),
+                             round(100 * d["fl_all"], 1)])
+                print(rows[-1], flush=True)
+            if i < args.overfit_steps:
+                trainer.train_step(batch)
+                trainer.step += 1
+    head = (f"Middlebury 2014 motorcycle pair (scikit-image), left -> right as a two-frame video at {w}x{h}; true "
+            f"flow = -disparity at the original {disp.shape[1]}x{disp.shape[0]} (prediction resized, vectors "
+            "rescaled); defaults of pretrain_flow.py (lr included), batch 1, no geometric augmentation.\n\n")
+    return head + common.table(["recipe", "step", "s", "EPE (px)", "zero-flow EPE", "Fl-all %"], rows)
+
+
+def part_transfer(args):
+    from monodepth2_geopt.synthetic import generate_video
+    data, split = prepare_synthetic(Path(args.work) / "depth_world", args.depth_width, args.depth_height,
+                                    args.drives, args.frames)
+    inits = ["scratch", "geopt", "zero_latent", "shuffled_sources"]
+    results = {mode: {k: [] for k in inits} for mode in args.modes}
+    rows = {mode: [] for mode in args.modes}
+    for seed in args.seeds:
+        videos = Path(args.work) / f"videos_{seed}"
+        if not videos.exists():
+            generate_video(videos, num_sequences=3, frames=args.video_frames, width=args.width, height=args.height,
+                           seed=100 + seed)
+        weights = {}
+        for init in inits[1:]:
+            torch.manual_seed(seed)
+            control = [] if init == "geopt" else ["--flow_control", init]
+            trainer = make_trainer(flow_args(args, videos, f"pre_{init}_{seed}", seed, control), flow=True)
+            weights[init] = train_steps(trainer, args.flow_steps)["weights"]
+        for mode in args.modes:
+            metric = mode != "M"
+            row = [seed]
+            for init in inits:
+                torch.manual_seed(seed)
+                extra = [*MODE_FLAGS[mode]] + (["--automask_warmup", "75"] if mode != "S" else [])
+                if init != "scratch":
+                    extra += ["--geopt_weights", weights[init]]
+                name = f"depth_{mode}_{init}_{seed}"
+                depth = make_trainer(["--data_path", data, "--png", "--split", split, "--height", args.depth_height,
+                                      "--width", args.depth_width, "--batch_size", args.batch_size, "--num_workers",
+                                      args.num_workers, "--weights_init", "scratch", "--no_progress", "--log_dir",
+                                      args.log_dir, "--model_name", name, "--seed", seed, "--learning_rate", "2e-4",
+                                      "--init_depth", "2", "--no_cuda", *extra])
+                stats = train_steps(depth, args.depth_steps)
+                abs_rel = evaluate_weights(stats["weights"], data, split, metric)["abs_rel"]
+                results[mode][init].append(abs_rel)
+                row.append(round(abs_rel, 4))
+            rows[mode].append(row)
+            print(mode, row, flush=True)
+    body = (f"Pretraining: {args.flow_steps} steps at {args.width}x{args.height} on 3 sequences of synthetic video "
+            f"(worlds 100 + seed, no ground truth used); depth: {args.depth_steps} steps at "
+            f"{args.depth_width}x{args.depth_height}, batch {args.batch_size}, lr 2e-4, --init_depth 2 "
+            "(--automask_warmup 75 in M), held-out drive of another world, abs_rel (M: median-scaled, S: metric "
+            "x5.4). Controls: `zero_latent` = the same pretraining with the motion latent replaced by zeros; "
+            "`shuffled_sources` = each target paired with the source frames of another triplet.\n\n")
+    for mode in args.modes:
+        table_rows = rows[mode] + [["mean ± sd"] + [
+            f"{statistics.mean(results[mode][k]):.4f} ± "
+            f"{statistics.stdev(results[mode][k]) if len(results[mode][k]) > 1 else 0:.4f}" for k in inits]]
+        body += f"**{mode}** ({'metric' if mode != 'M' else 'median-scaled'} abs_rel, lower is better)\n\n"
+        body += common.table(["seed", *inits], table_rows) + "\n\n"
+    return body
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--part", choices=["pretext", "real", "overfit", "transfer"], required=True)
+    p.add_argument("--recipes", nargs="+", default=["default"], choices=["default", "previous"])
+    p.add_argument("--width", type=int, default=320)
+    p.add_argument("--height", type=int, default=96)
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--num_workers", type=int, default=0)
+    p.add_argument("--steps", type=int, default=300, help="pretraining steps (pretext, real)")
+    p.add_argument("--every", type=int, default=50, help="steps between diagnostics")
+    p.add_argument("--drives", type=int, default=6)
+    p.add_argument("--frames", type=int, default=40)
+    p.add_argument("--videos", default=str(common.ROOT.parent / "shared" / "data" / "videos"))
+    p.add_argument("--fps", type=float, default=10)
+    p.add_argument("--overfit_width", type=int, default=384)
+    p.add_argument("--overfit_height", type=int, default=256)
+    p.add_argument("--overfit_steps", type=int, default=200)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--modes", nargs="+", default=["M", "S"], choices=["M", "S", "MS"])
+    p.add_argument("--flow_steps", type=int, default=200)
+    p.add_argument("--video_frames", type=int, default=40)
+    p.add_argument("--depth_width", type=int, default=160)
+    p.add_argument("--depth_height", type=int, default=64)
+    p.add_argument("--depth_steps", type=int, default=250)
+    p.add_argument("--work", default=None, help="data folder (default: a temp folder)")
+    p.add_argument("--no_write", action="store_true")
+    args = p.parse_args()
+    args.work = args.work or tempfile.mkdtemp(prefix="bench_geopt_")
+    args.log_dir = str(Path(args.work) / "runs")
+    titles = {"pretext": f"GeoPt pretext on the synthetic world ({args.width}x{args.height})",
+              "real": f"GeoPt pretext on real video ({args.width}x{args.height})",
+              "overfit": "GeoPt overfit check (Middlebury pair)",
+              "transfer": f"GeoPt transfer with controls ({', '.join(args.modes)}, {len(args.seeds)} seeds)"}
+    run = {"pretext": part_pretext, "real": part_real, "overfit": part_overfit, "transfer": part_transfer}
+    start = time.time()
+    body = run[args.part](args)
+    body += f"\n\nWall time of the whole command: {time.time() - start:.0f} s.\n"
+    print(body)
+    if not args.no_write:
+        common.write_section(titles[args.part], body, common.command_line())
+
+
+if __name__ == "__main__":
+    main()
