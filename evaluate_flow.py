@@ -38,8 +38,8 @@ def main():
         samples = fd.ground_truth_samples(path, opt.flow_eval_split, height, width, opt.flow_eval_max)
         kind = "ground_truth"
     else:
-        samples = fd.video_samples(fd.frames_dataset(path, opt.flow_eval_split, height, width), opt.flow_eval_max,
-                                   progress=not opt.no_progress)
+        frames = fd.frames_dataset(path, opt.flow_eval_split, height, width, opt.frame_stride)
+        samples = fd.video_samples(frames, opt.flow_eval_max, progress=not opt.no_progress)
         kind = "reference"
     diag = fd.diagnose_samples(encoder, motion, decoder, samples, kind, device)
     print(f"{len(samples)} images from {path} at {width}x{height}")

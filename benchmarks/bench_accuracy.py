@@ -102,7 +102,7 @@ def part_geopt(args, data, split):
         flow = make_trainer(["--data_path", videos, "--height", args.height, "--width", args.width,
                              "--batch_size", args.batch_size, "--num_workers", args.num_workers,
                              "--weights_init", "scratch", "--no_progress", "--log_dir", args.log_dir,
-                             "--model_name", f"geopt_{seed}", "--seed", seed, "--learning_rate", args.learning_rate],
+                             "--model_name", f"geopt_{seed}", "--seed", seed],  # pretrain_flow.py's lr
                             flow=True)
         flow_stats = train_steps(flow, args.flow_steps)
         result = {}

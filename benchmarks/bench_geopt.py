@@ -24,6 +24,7 @@ train depth (``--modes``) from scratch and from each pretrained encoder, same se
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -40,6 +41,11 @@ from monodepth2_geopt.flow_diagnostics import diagnose_samples, ground_truth_sam
 # The pretext recipe before this issue (ImageNet initialisation aside: both start from scratch here).
 PREVIOUS = ["--flow_conditioning", "concat", "--motion_encoder", "resnet", "--motion_pool_grid", "0", "0",
             "--flow_min_reprojection", "--flow_loss_resolution", "full", "--learning_rate", "1e-4"]
+# Recipes: pretrain_flow.py's defaults, the previous defaults, and single-change ablations of the new recipe.
+RECIPES = {"default": [], "previous": PREVIOUS, "no_bottleneck": ["--bottleneck_channels", "0"],
+           "min_reprojection": ["--flow_min_reprojection"], "resnet_motion": ["--motion_encoder", "resnet"],
+           "film": ["--flow_conditioning", "film"], "full_resolution_loss": ["--flow_loss_resolution", "full"],
+           "no_fixed_basis": ["--flow_fixed_basis", "off"], "lr_1e-3": ["--learning_rate", "1e-3"]}
 DIAG_COLUMNS = ["EPE (px)", "zero-flow EPE", "EPE / zero", "Fl-all", "latent sensitivity", "direction cosine",
                 "structure usage"]
 
@@ -95,11 +101,12 @@ def part_pretext(args):
     samples = ground_truth_samples(root, test, args.height, args.width)
     rows = []
     for recipe in args.recipes:
-        torch.manual_seed(0)
-        extra = ["--flow_split", root / "splits" / "train_files.txt", "--flow_val_split", test]
-        trainer = make_trainer(flow_args(args, root, f"pretext_{recipe}", 0,
-                                         extra + (PREVIOUS if recipe == "previous" else [])), flow=True)
-        rows += curve(trainer, samples, "ground_truth", args.steps, args.every, recipe)
+        for seed in args.pretext_seeds:
+            torch.manual_seed(seed)
+            extra = ["--flow_split", root / "splits" / "train_files.txt"]  # validates on the world's val_files
+            trainer = make_trainer(flow_args(args, root, f"pretext_{recipe}_{seed}", seed, extra + RECIPES[recipe]),
+                                   flow=True)
+            rows += curve(trainer, samples, "ground_truth", args.steps, args.every, f"{recipe}, seed {seed}")
     head = (f"Synthetic world at {args.width}x{args.height}: {args.drives - 1} training drives and 1 held-out drive of "
             f"{args.frames} frames; batch {args.batch_size}; `default` = pretrain_flow.py's defaults, `previous` = "
             "the defaults before this change. Diagnostics on the held-out drive against its ground-truth flow "
@@ -110,18 +117,23 @@ def part_pretext(args):
 def part_real(args):
     from monodepth2_geopt.flow_diagnostics import frames_dataset, video_samples
     from monodepth2_geopt.video import ExtractOptions, extract_videos
-    frames = Path(args.work) / "real_frames"
+    frames = Path(args.work) / f"real_frames_stride{args.frame_stride}"
     if not (frames / "train_files.txt").is_file():
-        extract_videos(args.videos, frames, ExtractOptions(fps=args.fps, max_side=640), progress=False)
-    samples = video_samples(frames_dataset(frames, frames / "val_files.txt", args.height, args.width))
+        extract_videos(args.videos, frames, ExtractOptions(fps=args.fps, max_side=640, stride=args.frame_stride),
+                       progress=False)
+    samples = video_samples(frames_dataset(frames, frames / "val_files.txt", args.height, args.width,
+                                           args.frame_stride))
     rows = []
     for recipe in args.recipes:
-        torch.manual_seed(0)
-        trainer = make_trainer(flow_args(args, frames, f"real_{recipe}", 0,
-                                         PREVIOUS if recipe == "previous" else []), flow=True)
-        rows += curve(trainer, samples, "reference", args.steps, args.every, recipe)
+        for seed in args.pretext_seeds:
+            torch.manual_seed(seed)
+            stride = ["--frame_stride", args.frame_stride]
+            trainer = make_trainer(flow_args(args, frames, f"real_{recipe}_{seed}", seed, stride + RECIPES[recipe]),
+                                   flow=True)
+            rows += curve(trainer, samples, "reference", args.steps, args.every, f"{recipe}, seed {seed}")
     n_train = len((frames / "train_files.txt").read_text().splitlines())
-    head = (f"Real video: {', '.join(Path(v).name for v in [args.videos])} extracted at {args.fps} fps "
+    head = (f"Real video: the clips in {args.videos} extracted at {args.fps} fps, triplets t-{args.frame_stride}, t, "
+            f"t+{args.frame_stride} "
             f"({n_train} training triplets); {len(samples)} held-out triplets (the last 10 % of each clip) scored "
             f"against TV-L1 with a forward-backward check, a classical **reference, not ground truth**; "
             f"{args.width}x{args.height}, batch {args.batch_size}.\n\n")
@@ -147,8 +159,8 @@ def part_overfit(args):
         torch.manual_seed(0)
         trainer = make_trainer(["--data_path", folder, "--frame_ids", "0", "1", "--height", h, "--width", w,
                                 "--batch_size", 1, "--num_workers", 0, "--no_progress", "--log_dir", args.log_dir,
-                                "--model_name", f"overfit_{recipe}", "--seed", 0, "--no_cuda",
-                                *(PREVIOUS if recipe == "previous" else [])], flow=True)
+                                "--model_name", f"overfit_{recipe}", "--seed", 0, "--no_cuda", *RECIPES[recipe]],
+                               flow=True)
         item = {("color", f): torch.from_numpy(np.asarray(Image.open(folder / f"{i:06d}.png").convert("RGB")))
                 .permute(2, 0, 1)[None] for i, f in enumerate((0, 1))}
         batch = dict(item, flip=torch.zeros(1, dtype=torch.bool), index=torch.zeros(1, dtype=torch.long))
@@ -175,11 +187,17 @@ def part_overfit(args):
 
 def part_transfer(args):
     from monodepth2_geopt.synthetic import generate_video
-    data, split = prepare_synthetic(Path(args.work) / "depth_world", args.depth_width, args.depth_height,
-                                    args.drives, args.frames)
+    # The depth world is rendered at the pretraining size (its held-out drive also scores the pretext flows against
+    # ground truth); depth trains on it resized to --depth_width x --depth_height.
+    data, split = prepare_synthetic(Path(args.work) / "depth_world", args.width, args.height, args.drives,
+                                    args.frames)
+    samples = ground_truth_samples(data, split / "test_files.txt", args.height, args.width)
     inits = ["scratch", "geopt", "zero_latent", "shuffled_sources"]
     results = {mode: {k: [] for k in inits} for mode in args.modes}
     rows = {mode: [] for mode in args.modes}
+    pre_rows = []
+    cache_file = Path(args.work) / "transfer_results.json"
+    cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
     for seed in args.seeds:
         videos = Path(args.work) / f"videos_{seed}"
         if not videos.exists():
@@ -188,9 +206,15 @@ def part_transfer(args):
         weights = {}
         for init in inits[1:]:
             torch.manual_seed(seed)
-            control = [] if init == "geopt" else ["--flow_control", init]
-            trainer = make_trainer(flow_args(args, videos, f"pre_{init}_{seed}", seed, control), flow=True)
-            weights[init] = train_steps(trainer, args.flow_steps)["weights"]
+            extra = [] if init == "geopt" else ["--flow_control", init]
+            done = Path(args.log_dir) / f"pre_{init}_{seed}" / "models" / "weights_0"
+            reuse = (done / "flow.pth").is_file()  # a pretraining of an earlier call (e.g. --modes M, then S)
+            if reuse:
+                extra += ["--load_weights_folder", done]
+            trainer = make_trainer(flow_args(args, videos, f"pre_{init}_{seed}", seed, extra), flow=True)
+            weights[init] = done if reuse else train_steps(trainer, args.flow_steps)["weights"]
+            pre_rows.append([seed, init, *diag_row(diagnostics(trainer, samples, "ground_truth"))])
+            print(pre_rows[-1], flush=True)
         for mode in args.modes:
             metric = mode != "M"
             row = [seed]
@@ -200,27 +224,40 @@ def part_transfer(args):
                 if init != "scratch":
                     extra += ["--geopt_weights", weights[init]]
                 name = f"depth_{mode}_{init}_{seed}"
+                if name in cache:  # measured by an earlier call with the same --work (e.g. seeds run in parallel)
+                    results[mode][init].append(cache[name])
+                    row.append(round(cache[name], 4))
+                    continue
                 depth = make_trainer(["--data_path", data, "--png", "--split", split, "--height", args.depth_height,
-                                      "--width", args.depth_width, "--batch_size", args.batch_size, "--num_workers",
+                                      "--width", args.depth_width, "--batch_size", args.depth_batch_size, "--num_workers",
                                       args.num_workers, "--weights_init", "scratch", "--no_progress", "--log_dir",
                                       args.log_dir, "--model_name", name, "--seed", seed, "--learning_rate", "2e-4",
                                       "--init_depth", "2", "--no_cuda", *extra])
-                stats = train_steps(depth, args.depth_steps)
+                stats = train_steps(depth, args.depth_steps)  # (the same depth_world, resized on loading)
                 abs_rel = evaluate_weights(stats["weights"], data, split, metric)["abs_rel"]
+                cache = {**json.loads(cache_file.read_text()), name: abs_rel} if cache_file.exists() else {name: abs_rel}
+                cache_file.write_text(json.dumps(cache, indent=1))
                 results[mode][init].append(abs_rel)
                 row.append(round(abs_rel, 4))
             rows[mode].append(row)
             print(mode, row, flush=True)
     body = (f"Pretraining: {args.flow_steps} steps at {args.width}x{args.height} on 3 sequences of synthetic video "
-            f"(worlds 100 + seed, no ground truth used); depth: {args.depth_steps} steps at "
-            f"{args.depth_width}x{args.depth_height}, batch {args.batch_size}, lr 2e-4, --init_depth 2 "
+            f"(worlds 100 + seed, no ground truth used), pretrain_flow.py's defaults; depth: {args.depth_steps} steps at "
+            f"{args.depth_width}x{args.depth_height}, batch {args.depth_batch_size}, lr 2e-4, --init_depth 2 "
             "(--automask_warmup 75 in M), held-out drive of another world, abs_rel (M: median-scaled, S: metric "
             "x5.4). Controls: `zero_latent` = the same pretraining with the motion latent replaced by zeros; "
             "`shuffled_sources` = each target paired with the source frames of another triplet.\n\n")
+    body += ("Pretext diagnostics of each pretraining on the depth world's held-out drive (ground-truth flow t -> "
+             "t+1), so the controls are seen to remove what they should:\n\n")
+    body += common.table(["seed", "pretraining", *DIAG_COLUMNS], pre_rows) + "\n\n"
     for mode in args.modes:
         table_rows = rows[mode] + [["mean ± sd"] + [
             f"{statistics.mean(results[mode][k]):.4f} ± "
             f"{statistics.stdev(results[mode][k]) if len(results[mode][k]) > 1 else 0:.4f}" for k in inits]]
+        gains = {k: [a - b for a, b in zip(results[mode]["scratch"], results[mode][k])] for k in inits}
+        table_rows.append(["gain over scratch, paired"] + [
+            f"{statistics.mean(gains[k]):+.4f} ± {statistics.stdev(gains[k]) if len(gains[k]) > 1 else 0:.4f} "
+            f"({sum(g > 0 for g in gains[k])}/{len(gains[k])} better)" for k in inits])
         body += f"**{mode}** ({'metric' if mode != 'M' else 'median-scaled'} abs_rel, lower is better)\n\n"
         body += common.table(["seed", *inits], table_rows) + "\n\n"
     return body
@@ -229,7 +266,7 @@ def part_transfer(args):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--part", choices=["pretext", "real", "overfit", "transfer"], required=True)
-    p.add_argument("--recipes", nargs="+", default=["default"], choices=["default", "previous"])
+    p.add_argument("--recipes", nargs="+", default=["default"], choices=sorted(RECIPES))
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--height", type=int, default=96)
     p.add_argument("--batch_size", type=int, default=8)
@@ -240,22 +277,28 @@ def main():
     p.add_argument("--frames", type=int, default=40)
     p.add_argument("--videos", default=str(common.ROOT.parent / "shared" / "data" / "videos"))
     p.add_argument("--fps", type=float, default=10)
+    p.add_argument("--frame_stride", type=int, default=2,
+                   help="real part: triplet stride; at 10 fps and 320x96 one frame moves the held-out scenes by "
+                        "about 2 px (TV-L1), close to the reference's own error, so 2 frames are used")
     p.add_argument("--overfit_width", type=int, default=384)
     p.add_argument("--overfit_height", type=int, default=256)
     p.add_argument("--overfit_steps", type=int, default=200)
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="transfer seeds")
+    p.add_argument("--pretext_seeds", nargs="+", type=int, default=[0], help="pretext / real seeds")
     p.add_argument("--modes", nargs="+", default=["M", "S"], choices=["M", "S", "MS"])
     p.add_argument("--flow_steps", type=int, default=200)
     p.add_argument("--video_frames", type=int, default=40)
     p.add_argument("--depth_width", type=int, default=160)
     p.add_argument("--depth_height", type=int, default=64)
     p.add_argument("--depth_steps", type=int, default=250)
+    p.add_argument("--depth_batch_size", type=int, default=4)
     p.add_argument("--work", default=None, help="data folder (default: a temp folder)")
     p.add_argument("--no_write", action="store_true")
     args = p.parse_args()
     args.work = args.work or tempfile.mkdtemp(prefix="bench_geopt_")
     args.log_dir = str(Path(args.work) / "runs")
-    titles = {"pretext": f"GeoPt pretext on the synthetic world ({args.width}x{args.height})",
+    titles = {"pretext": f"GeoPt pretext on the synthetic world ({args.width}x{args.height}, "
+                         f"{', '.join(args.recipes)})",
               "real": f"GeoPt pretext on real video ({args.width}x{args.height})",
               "overfit": "GeoPt overfit check (Middlebury pair)",
               "transfer": f"GeoPt transfer with controls ({', '.join(args.modes)}, {len(args.seeds)} seeds)"}

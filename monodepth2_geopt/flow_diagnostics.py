@@ -187,8 +187,7 @@ def format_table(diag: Mapping) -> str:
     rows = [("EPE t->t+1 (px)", fmt(diag.get("epe"), ".3f"), f"against {kind}"),
             ("EPE of zero flow (px)", fmt(diag.get("epe_zero_flow"), ".3f"), "baseline"),
             ("EPE / zero flow", fmt(ratio, ".3f"), "< 1: better than no motion"),
-            ("Fl-all", fmt(None if diag.get("fl_all") is None else 100 * diag["fl_all"], ".2f") + " %",
-             "ground truth only"),
+            ("Fl-all", "n/a" if diag.get("fl_all") is None else f"{100 * diag['fl_all']:.2f} %", "ground truth only"),
             ("latent sensitivity", fmt(diag.get("latent_sensitivity"), ".3f"), "0: latent ignored"),
             ("direction cosine", fmt(diag.get("direction_cosine"), ".3f"), "t->t-1 vs t->t+1; < 0 expected"),
             ("structure usage", fmt(diag.get("structure_usage"), ".3f"), "flow change without skip features")]
@@ -278,7 +277,7 @@ def has_flow_ground_truth(folder) -> bool:
     return any(root.rglob("flow/image_0[23]/*.png")) or any(root.rglob("flow_occ/*_10.png"))
 
 
-def frames_dataset(folder, split=None, height: int = 192, width: int = 640):
+def frames_dataset(folder, split=None, height: int = 192, width: int = 640, stride: int = 1):
     """Deterministic triplets (t, t-1, t+1) of a frame folder for diagnostics: ``split`` (a split file), else the
     folder's ``val_files.txt`` (extract_frames.py's held-out frames), else every frame with neighbours."""
     from pathlib import Path
@@ -288,27 +287,32 @@ def frames_dataset(folder, split=None, height: int = 192, width: int = 640):
     if split is None and (Path(folder) / "val_files.txt").is_file():
         split = Path(folder) / "val_files.txt"
     try:
-        return UncalibratedVideoDataset(folder, split, height, width, (0, -1, 1), is_train=False)
+        return UncalibratedVideoDataset(folder, split, height, width, (0, -1, 1), stride=stride, is_train=False)
     except VideoDatasetError as err:
         raise InputError(f"--flow_eval_path {folder}: {err}") from None
 
 
-def ground_truth_for(target_path, height: int, width: int):
-    """KITTI-raw-layout ground truth t -> t+1 of a target frame (``<drive>/image_0X/data/<t>.*`` ->
-    ``<drive>/flow/image_0X/<t>.png``) as (flow [2, h, w], valid [h, w]), or None when absent or when the
-    image's aspect ratio differs from height:width (a centre crop would misalign it)."""
+def ground_truth_path(target_path, height: int, width: int):
+    """The KITTI-raw-layout flow ground truth t -> t+1 of a target frame (``<drive>/image_0X/data/<t>.*`` ->
+    ``<drive>/flow/image_0X/<t>.png``), or None when absent or when the image's aspect ratio differs from
+    height:width (the centre crop that resizing then needs would misalign it)."""
     from pathlib import Path
 
     from PIL import Image
-
-    from monodepth2_geopt.flow_io import read_flow_png
     p = Path(target_path)
     gt = p.parent.parent.parent / "flow" / p.parent.parent.name / f"{p.stem}.png"
     if not gt.is_file():
         return None
     with Image.open(p) as img:
         w, h = img.size
-    if abs(w * height - h * width) > max(w, h):  # more than about a pixel of crop
+    return None if abs(w * height - h * width) > max(w, h) else gt  # more than about a pixel of crop
+
+
+def ground_truth_for(target_path, height: int, width: int):
+    """``ground_truth_path``'s flow as (flow [2, h, w], valid [h, w] bool), or None."""
+    from monodepth2_geopt.flow_io import read_flow_png
+    gt = ground_truth_path(target_path, height, width)
+    if gt is None:
         return None
     flow, valid = read_flow_png(gt)
     return torch.from_numpy(flow).permute(2, 0, 1), torch.from_numpy(valid)

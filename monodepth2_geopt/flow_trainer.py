@@ -24,7 +24,7 @@ from monodepth2_geopt.errors import InputError
 from monodepth2_geopt import checkpoint
 from monodepth2_geopt.batch import prepare_batch
 from monodepth2_geopt.flow_diagnostics import (DIAGNOSTIC_KEYS, diagnose_samples, format_line, ground_truth_for,
-                                               reference_flow)
+                                               ground_truth_path, reference_flow)
 from monodepth2_geopt.flow import evaluate_flow, find_flow_pairs, flow_photometric_loss, flow_to_color, predict_flows
 from monodepth2_geopt.losses import MinReprojectionConfig
 from monodepth2_geopt.splits import EIGEN_TEST_DRIVES
@@ -184,6 +184,7 @@ class FlowTrainer(Trainer):
         val_files.txt beside the training list), with its ground truth or TV-L1 reference flows, computed once."""
         opt = self.opt
         self.val_batch, self.val_samples, self.val_kind = None, [], None
+        self.val_frames, self.val_truth = [], []
         split = opt.flow_val_split
         if split is None:
             train_list = opt.flow_split or Path(opt.data_path) / "train_files.txt"
@@ -192,23 +193,30 @@ class FlowTrainer(Trainer):
         if split is None or not self.dist.is_main:
             return
         offsets = sorted(set(self.frame_ids) | {0, -1, 1}, key=lambda f: (f != 0, f))
-        try:
-            ds = UncalibratedVideoDataset(opt.data_path, split, opt.height, opt.width, tuple(offsets),
-                                          stride=opt.frame_stride, is_train=False)
-        except VideoDatasetError as err:
-            raise InputError(f"--flow_val_split {split}: {err}") from None
-        n = min(VAL_IMAGES, len(ds))
-        items = [ds[int(i)] for i in torch.linspace(0, len(ds) - 1, n).round()]
+        ds, errors = None, []
+        for root in dict.fromkeys([Path(opt.data_path), Path(split).parent]):  # extract_frames.py: lists beside frames
+            try:
+                ds = UncalibratedVideoDataset(root, split, opt.height, opt.width, tuple(offsets),
+                                              stride=opt.frame_stride, is_train=False)
+                break
+            except VideoDatasetError as err:
+                errors.append(str(err))
+        if ds is None:
+            first = next((e for e in errors if "folder not found" not in e), errors[0])
+            raise InputError(f"--flow_val_split {split}: {first} (lines are read against --data_path, then against "
+                             "the split file's folder; every line needs its neighbours at -1 and +1)")
+        # Triplets with ground-truth flow (the synthetic world's left camera) are preferred; else every triplet.
+        has_truth = [ground_truth_path(ds.get_paths(i)[0], opt.height, opt.width) is not None for i in range(len(ds))]
+        pool = [i for i, t in enumerate(has_truth) if t] or list(range(len(ds)))
+        n = min(VAL_IMAGES, len(pool))
+        chosen = [pool[int(j)] for j in torch.linspace(0, len(pool) - 1, n).round()]
+        items = [ds[i] for i in chosen]
         self.val_batch = default_collate([{k: v for k, v in it.items() if k == "index" or k[1] in self.frame_ids}
                                           for it in items])
-        truth = [ground_truth_for(ds.get_paths(int(i))[0], opt.height, opt.width)
-                 for i in torch.linspace(0, len(ds) - 1, n).round()]
+        truth = [ground_truth_for(ds.get_paths(i)[0], opt.height, opt.width) for i in chosen]
         self.val_kind = "ground_truth" if all(t is not None for t in truth) else "reference"
-        self.val_samples = []
-        for it, gt in zip(items, truth):
-            frames = {f: it[("color", f)].float() / 255 for f in (0, -1, 1)}
-            ref = gt if self.val_kind == "ground_truth" else reference_flow(frames[0], frames[1])
-            self.val_samples.append((frames[0], {-1: frames[-1], 1: frames[1]}, ref))
+        self.val_truth = truth  # the TV-L1 references are computed at the first validation (a few seconds)
+        self.val_frames = [{f: it[("color", f)].float() / 255 for f in (0, -1, 1)} for it in items]
         self.notes.append(f"validation: {n} held-out triplets of {split}, diagnostics against "
                           + ("ground-truth flow" if self.val_kind == "ground_truth" else "TV-L1 reference flow"))
 
@@ -259,6 +267,11 @@ class FlowTrainer(Trainer):
                         self.log_tb("val", inputs, outputs, losses)
                     finally:
                         self.nets = wrapped
+                    if not self.val_samples:
+                        self.val_samples = [
+                            (fr[0], {-1: fr[-1], 1: fr[1]},
+                             gt if self.val_kind == "ground_truth" else reference_flow(fr[0], fr[1]))
+                            for fr, gt in zip(self.val_frames, self.val_truth)]
                     diag = diagnose_samples(models["encoder"], models["motion_encoder"], models["flow"],
                                             self.val_samples, self.val_kind, self.device)
                     if writer is not None:

@@ -184,8 +184,9 @@ class MonodepthOptions:
                             "to pretrain on (default: <data_path>/train_files.txt as extract_frames.py writes it, "
                             "else every frame with neighbours)")
         g.add_argument("--flow_val_split", type=str, default=None,
-                       help="split file of held-out --data_path frames for the validation loss and the GeoPt "
-                            "diagnostics (default: val_files.txt beside the training list, e.g. extract_frames.py's)")
+                       help="split file of held-out frames for the validation loss and the GeoPt diagnostics, its "
+                            "folders under --data_path or else beside the split file (extract_frames.py's layout); "
+                            "default: val_files.txt beside the training list")
         g.add_argument("--flow_include_test_drives", action="store_true",
                        help="also pretrain on frames of the KITTI Eigen and Eigen-benchmark test drives (excluded by "
                             "default: pretraining on them leaks the test set into KITTI depth results)")

@@ -237,6 +237,6 @@ def test_pretraining_uses_extract_frames_lists_and_validates_on_held_out_frames(
     train, val = write_split_files(tmp_path / "frames", [("seq_000", 24)], val_fraction=0.2)
     trainer = FlowTrainer(flow_options(tmp_path / "frames", tmp_path / "runs"))
     assert video and len(trainer.train_dataset) == len(train) and trainer.val_batch is not None
-    assert len(trainer.val_samples) == min(8, len(val)) and trainer.val_kind == "reference"
+    assert len(trainer.val_frames) == min(8, len(val)) and trainer.val_kind == "reference"
     out = capsys.readouterr().out
     assert "train_files.txt" in out and "held-out triplets" in out and "TV-L1" in out
