@@ -24,3 +24,19 @@ def test_accuracy_benchmark_smoke(tmp_path):
                      "--no_write", "--work", tmp_path)
     for row in ("| M | median | 2 |", "| all speed options on | 0 |", "| after 1 steps |", "| mean ± sd |"):
         assert row in out, out[-3000:]
+
+
+def test_geopt_benchmark_smoke(tmp_path):
+    common = ["--no_write", "--work", tmp_path, "--every", 1, "--batch_size", 2]
+    out = run_script("benchmarks/bench_geopt.py", "--part", "pretext", "--steps", 1, "--drives", 2, "--frames", 5,
+                     "--width", 128, "--height", 64, "--recipes", "default", "previous", *common)
+    assert "| default, seed 0 | 1 |" in out and "| previous, seed 0 | 1 |" in out, out[-3000:]
+    out = run_script("benchmarks/bench_geopt.py", "--part", "overfit", "--overfit_steps", 1, "--overfit_width", 128,
+                     "--overfit_height", 96, *common)
+    assert "| default | 1 |" in out, out[-3000:]
+    out = run_script("benchmarks/bench_geopt.py", "--part", "transfer", "--seeds", 0, 1, "--modes", "M",
+                     "--flow_steps", 1, "--depth_steps", 1, "--drives", 2, "--frames", 6, "--video_frames", 6,
+                     "--width", 128, "--height", 64, "--depth_width", 96, "--depth_height", 64,
+                     "--depth_batch_size", 2, *common)
+    for row in ("| 0 | geopt |", "| 1 | shuffled_sources |", "| mean ± sd |", "| gain over scratch, paired |"):
+        assert row in out, out[-3000:]
