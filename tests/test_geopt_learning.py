@@ -17,7 +17,7 @@ H, W, STEPS, BATCH = 96, 320, 100, 8
 
 
 @pytest.fixture(scope="module")
-def pretext_run(tmp_path_factory):
+def pretext_run(tmp_path_factory, one_thread):  # one thread: the numerics of the measured run
     from monodepth2_geopt import synthetic
     root = tmp_path_factory.mktemp("pretext")
     # The world of `bench_geopt.py --part pretext` (5 training drives, 1 held out), so the curve there is this run's.
