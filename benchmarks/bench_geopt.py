@@ -24,10 +24,11 @@ train depth (``--modes``) from scratch and from each pretrained encoder, same se
 from __future__ import annotations
 
 import argparse
-import json
+import multiprocessing
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import common
@@ -53,7 +54,24 @@ DIAG_COLUMNS = ["EPE (px)", "zero-flow EPE", "EPE / zero", "Fl-all", "latent sen
 def flow_args(args, data, name, seed, extra=()):
     return ["--data_path", data, "--height", args.height, "--width", args.width, "--batch_size", args.batch_size,
             "--num_workers", args.num_workers, "--no_progress", "--log_dir", args.log_dir, "--model_name", name,
-            "--seed", seed, "--no_cuda", *extra]
+            "--seed", seed, *device_flags(args), *extra]
+
+
+def device_flags(args) -> list[str]:
+    return [] if args.cuda else ["--no_cuda"]
+
+
+def _one_thread():
+    torch.set_num_threads(1)  # several runs side by side: one CPU thread each (oversubscription is 5-10x slower)
+
+
+def run_jobs(fn, jobs: list[tuple], n: int) -> list:
+    """``fn(*job)`` for each job, in ``n`` processes side by side (spawned, so CUDA works in them)."""
+    if n <= 1 or len(jobs) <= 1:
+        return [fn(*job) for job in jobs]
+    with ProcessPoolExecutor(min(n, len(jobs)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_one_thread) as pool:
+        return list(pool.map(fn, *zip(*jobs)))
 
 
 def diag_row(d):
@@ -91,6 +109,13 @@ def curve(trainer, samples, kind, steps, every, label):
     return rows
 
 
+def pretext_run(args, data, samples, kind, name, seed, extra, label):
+    """One pretraining curve (a job of ``run_jobs``)."""
+    torch.manual_seed(seed)
+    trainer = make_trainer(flow_args(args, data, name, seed, extra), flow=True)
+    return curve(trainer, samples, kind, args.steps, args.every, label)
+
+
 def part_pretext(args):
     from monodepth2_geopt.synthetic import generate_dataset
     root = Path(args.work) / "pretext_world"
@@ -99,14 +124,10 @@ def part_pretext(args):
                          height=args.height, seed=0, velodyne=False)
     test = root / "splits" / "test_files.txt"
     samples = ground_truth_samples(root, test, args.height, args.width)
-    rows = []
-    for recipe in args.recipes:
-        for seed in args.pretext_seeds:
-            torch.manual_seed(seed)
-            extra = ["--flow_split", root / "splits" / "train_files.txt"]  # validates on the world's val_files
-            trainer = make_trainer(flow_args(args, root, f"pretext_{recipe}_{seed}", seed, extra + RECIPES[recipe]),
-                                   flow=True)
-            rows += curve(trainer, samples, "ground_truth", args.steps, args.every, f"{recipe}, seed {seed}")
+    extra = ["--flow_split", root / "splits" / "train_files.txt"]  # validates on the world's val_files
+    jobs = [(args, root, samples, "ground_truth", f"pretext_{r}_{seed}", seed, extra + RECIPES[r], f"{r}, seed {seed}")
+            for r in args.recipes for seed in args.pretext_seeds]
+    rows = [row for rows in run_jobs(pretext_run, jobs, args.jobs) for row in rows]
     head = (f"Synthetic world at {args.width}x{args.height}: {args.drives - 1} training drives and 1 held-out drive of "
             f"{args.frames} frames; batch {args.batch_size}; `default` = pretrain_flow.py's defaults, `previous` = "
             "the defaults before this change. Diagnostics on the held-out drive against its ground-truth flow "
@@ -123,14 +144,10 @@ def part_real(args):
                        progress=False)
     samples = video_samples(frames_dataset(frames, frames / "val_files.txt", args.height, args.width,
                                            args.frame_stride))
-    rows = []
-    for recipe in args.recipes:
-        for seed in args.pretext_seeds:
-            torch.manual_seed(seed)
-            stride = ["--frame_stride", args.frame_stride]
-            trainer = make_trainer(flow_args(args, frames, f"real_{recipe}_{seed}", seed, stride + RECIPES[recipe]),
-                                   flow=True)
-            rows += curve(trainer, samples, "reference", args.steps, args.every, f"{recipe}, seed {seed}")
+    stride = ["--frame_stride", args.frame_stride]
+    jobs = [(args, frames, samples, "reference", f"real_{r}_{seed}", seed, stride + RECIPES[r], f"{r}, seed {seed}")
+            for r in args.recipes for seed in args.pretext_seeds]
+    rows = [row for rows in run_jobs(pretext_run, jobs, args.jobs) for row in rows]
     n_train = len((frames / "train_files.txt").read_text().splitlines())
     head = (f"Real video: the clips in {args.videos} extracted at {args.fps} fps, triplets t-{args.frame_stride}, t, "
             f"t+{args.frame_stride} "
@@ -159,7 +176,7 @@ def part_overfit(args):
         torch.manual_seed(0)
         trainer = make_trainer(["--data_path", folder, "--frame_ids", "0", "1", "--height", h, "--width", w,
                                 "--batch_size", 1, "--num_workers", 0, "--no_progress", "--log_dir", args.log_dir,
-                                "--model_name", f"overfit_{recipe}", "--seed", 0, "--no_cuda", *RECIPES[recipe]],
+                                "--model_name", f"overfit_{recipe}", "--seed", 0, *device_flags(args), *RECIPES[recipe]],
                                flow=True)
         item = {("color", f): torch.from_numpy(np.asarray(Image.open(folder / f"{i:06d}.png").convert("RGB")))
                 .permute(2, 0, 1)[None] for i, f in enumerate((0, 1))}
@@ -171,7 +188,8 @@ def part_overfit(args):
                 trainer.set_eval()
                 m = trainer.models
                 with torch.no_grad():
-                    d = diagnose(m["encoder"], m["motion_encoder"], m["flow"], target, {1: source}, [(gt, valid)])
+                    d = diagnose(m["encoder"], m["motion_encoder"], m["flow"], target.to(trainer.device),
+                                 {1: source.to(trainer.device)}, [(gt, valid)])
                 trainer.set_train()
                 rows.append([recipe, i, round(time.time() - start), round(d["epe"], 2), round(d["epe_zero_flow"], 2),
                              round(100 * d["fl_all"], 1)])
@@ -185,26 +203,31 @@ def part_overfit(args):
     return head + common.table(["recipe", "step", "s", "EPE (px)", "zero-flow EPE", "Fl-all %"], rows)
 
 
-def part_transfer(args):
+TRANSFER_INITS = ["scratch", "geopt", "zero_latent", "shuffled_sources"]
+
+
+def transfer_seed(args, data, split, samples, seed) -> tuple[list, dict]:
+    """One seed of the transfer part (a job of ``run_jobs``): (pretext diagnostic rows, {mode: [abs_rel per init]}).
+
+    Every result goes to ``<work>/transfer_results.json`` as soon as it is measured, so an interrupted call (or
+    seeds run by other calls with the same --work) is resumed, not recomputed."""
     from monodepth2_geopt.synthetic import generate_video
-    # The depth world is rendered at the pretraining size (its held-out drive also scores the pretext flows against
-    # ground truth); depth trains on it resized to --depth_width x --depth_height.
-    data, split = prepare_synthetic(Path(args.work) / "depth_world", args.width, args.height, args.drives,
-                                    args.frames)
-    samples = ground_truth_samples(data, split / "test_files.txt", args.height, args.width)
-    inits = ["scratch", "geopt", "zero_latent", "shuffled_sources"]
-    results = {mode: {k: [] for k in inits} for mode in args.modes}
-    rows = {mode: [] for mode in args.modes}
-    pre_rows = []
     cache_file = Path(args.work) / "transfer_results.json"
-    cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
-    for seed in args.seeds:
+    cache = common.read_json(cache_file)
+    depth_names = [f"depth_{mode}_{init}_{seed}" for mode in args.modes for init in TRANSFER_INITS]
+    pre_names = [f"pre_{init}_{seed}" for init in TRANSFER_INITS[1:]]
+    weights = {}
+    if args.from_cache:  # tables of what an earlier (e.g. cut-off GPU) call measured; missing = None
+        pre_rows = [[seed, init, *(diag_row(cache[f"pre_{init}_{seed}"]) if f"pre_{init}_{seed}" in cache
+                                   else ["not run"] * len(DIAG_COLUMNS))] for init in TRANSFER_INITS[1:]]
+        return pre_rows, {mode: [cache.get(f"depth_{mode}_{init}_{seed}") for init in TRANSFER_INITS]
+                          for mode in args.modes}
+    if not all(k in cache for k in depth_names + pre_names):
         videos = Path(args.work) / f"videos_{seed}"
         if not videos.exists():
             generate_video(videos, num_sequences=3, frames=args.video_frames, width=args.width, height=args.height,
                            seed=100 + seed)
-        weights = {}
-        for init in inits[1:]:
+        for init in TRANSFER_INITS[1:]:
             torch.manual_seed(seed)
             extra = [] if init == "geopt" else ["--flow_control", init]
             done = Path(args.log_dir) / f"pre_{init}_{seed}" / "models" / "weights_0"
@@ -213,34 +236,59 @@ def part_transfer(args):
                 extra += ["--load_weights_folder", done]
             trainer = make_trainer(flow_args(args, videos, f"pre_{init}_{seed}", seed, extra), flow=True)
             weights[init] = done if reuse else train_steps(trainer, args.flow_steps)["weights"]
-            pre_rows.append([seed, init, *diag_row(diagnostics(trainer, samples, "ground_truth"))])
-            print(pre_rows[-1], flush=True)
-        for mode in args.modes:
-            metric = mode != "M"
-            row = [seed]
-            for init in inits:
+            if not reuse or f"pre_{init}_{seed}" not in cache:  # the diagnostics of the weights used below
+                common.update_json(cache_file, f"pre_{init}_{seed}", diagnostics(trainer, samples, "ground_truth"))
+        cache = common.read_json(cache_file)
+    pre_rows = [[seed, init, *diag_row(cache[f"pre_{init}_{seed}"])] for init in TRANSFER_INITS[1:]]
+    for row in pre_rows:
+        print(row, flush=True)
+    results = {}
+    for mode in args.modes:
+        results[mode] = []
+        for init in TRANSFER_INITS:
+            name = f"depth_{mode}_{init}_{seed}"
+            if name not in cache:
                 torch.manual_seed(seed)
                 extra = [*MODE_FLAGS[mode]] + (["--automask_warmup", "75"] if mode != "S" else [])
                 if init != "scratch":
                     extra += ["--geopt_weights", weights[init]]
-                name = f"depth_{mode}_{init}_{seed}"
-                if name in cache:  # measured by an earlier call with the same --work (e.g. seeds run in parallel)
-                    results[mode][init].append(cache[name])
-                    row.append(round(cache[name], 4))
-                    continue
                 depth = make_trainer(["--data_path", data, "--png", "--split", split, "--height", args.depth_height,
-                                      "--width", args.depth_width, "--batch_size", args.depth_batch_size, "--num_workers",
-                                      args.num_workers, "--weights_init", "scratch", "--no_progress", "--log_dir",
-                                      args.log_dir, "--model_name", name, "--seed", seed, "--learning_rate", "2e-4",
-                                      "--init_depth", "2", "--no_cuda", *extra])
+                                      "--width", args.depth_width, "--batch_size", args.depth_batch_size,
+                                      "--num_workers", args.num_workers, "--weights_init", "scratch", "--no_progress",
+                                      "--log_dir", args.log_dir, "--model_name", name, "--seed", seed,
+                                      "--learning_rate", "2e-4", "--init_depth", "2", *device_flags(args), *extra])
                 stats = train_steps(depth, args.depth_steps)  # (the same depth_world, resized on loading)
-                abs_rel = evaluate_weights(stats["weights"], data, split, metric)["abs_rel"]
-                cache = {**json.loads(cache_file.read_text()), name: abs_rel} if cache_file.exists() else {name: abs_rel}
-                cache_file.write_text(json.dumps(cache, indent=1))
-                results[mode][init].append(abs_rel)
-                row.append(round(abs_rel, 4))
-            rows[mode].append(row)
-            print(mode, row, flush=True)
+                cache[name] = evaluate_weights(stats["weights"], data, split, mode != "M")["abs_rel"]
+                common.update_json(cache_file, name, cache[name])
+            results[mode].append(cache[name])
+        print(mode, [seed, *(round(v, 4) for v in results[mode])], flush=True)
+    return pre_rows, results
+
+
+def mean_sd(values: list, fmt: str = ".4f") -> str:
+    """'mean ± sd' of the measured values (None = not run), with their count when some are missing."""
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "not run"
+    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return f"{statistics.mean(vals):{fmt}} ± {sd:.4f}" + (f" (n={len(vals)})" if len(vals) < len(values) else "")
+
+
+def part_transfer(args):
+    # The depth world is rendered at the pretraining size (its held-out drive also scores the pretext flows against
+    # ground truth); depth trains on it resized to --depth_width x --depth_height.
+    if args.from_cache:
+        data = split = samples = None
+    else:
+        data, split = prepare_synthetic(Path(args.work) / "depth_world", args.width, args.height, args.drives,
+                                        args.frames)
+        samples = ground_truth_samples(data, split / "test_files.txt", args.height, args.width)
+    inits = TRANSFER_INITS
+    per_seed = run_jobs(transfer_seed, [(args, data, split, samples, seed) for seed in args.seeds], args.jobs)
+    pre_rows = [row for rows, _ in per_seed for row in rows]
+    rows = {mode: [[seed, *("not run" if v is None else round(v, 4) for v in res[mode])]
+                   for seed, (_, res) in zip(args.seeds, per_seed)] for mode in args.modes}
+    results = {mode: {k: [res[mode][i] for _, res in per_seed] for i, k in enumerate(inits)} for mode in args.modes}
     body = (f"Pretraining: {args.flow_steps} steps at {args.width}x{args.height} on 3 sequences of synthetic video "
             f"(worlds 100 + seed, no ground truth used), pretrain_flow.py's defaults; depth: {args.depth_steps} steps at "
             f"{args.depth_width}x{args.depth_height}, batch {args.depth_batch_size}, lr 2e-4, --init_depth 2 "
@@ -251,13 +299,12 @@ def part_transfer(args):
              "t+1), so the controls are seen to remove what they should:\n\n")
     body += common.table(["seed", "pretraining", *DIAG_COLUMNS], pre_rows) + "\n\n"
     for mode in args.modes:
-        table_rows = rows[mode] + [["mean ± sd"] + [
-            f"{statistics.mean(results[mode][k]):.4f} ± "
-            f"{statistics.stdev(results[mode][k]) if len(results[mode][k]) > 1 else 0:.4f}" for k in inits]]
-        gains = {k: [a - b for a, b in zip(results[mode]["scratch"], results[mode][k])] for k in inits}
+        table_rows = rows[mode] + [["mean ± sd"] + [mean_sd(results[mode][k]) for k in inits]]
+        gains = {k: [a - b for a, b in zip(results[mode]["scratch"], results[mode][k]) if None not in (a, b)]
+                 for k in inits}
         table_rows.append(["gain over scratch, paired"] + [
-            f"{statistics.mean(gains[k]):+.4f} ± {statistics.stdev(gains[k]) if len(gains[k]) > 1 else 0:.4f} "
-            f"({sum(g > 0 for g in gains[k])}/{len(gains[k])} better)" for k in inits])
+            f"{mean_sd(gains[k], '+.4f')} ({sum(g > 0 for g in gains[k])}/{len(gains[k])} better)" if gains[k]
+            else "not run" for k in inits])
         body += f"**{mode}** ({'metric' if mode != 'M' else 'median-scaled'} abs_rel, lower is better)\n\n"
         body += common.table(["seed", *inits], table_rows) + "\n\n"
     return body
@@ -293,6 +340,12 @@ def main():
     p.add_argument("--depth_steps", type=int, default=250)
     p.add_argument("--depth_batch_size", type=int, default=4)
     p.add_argument("--work", default=None, help="data folder (default: a temp folder)")
+    p.add_argument("--cuda", action="store_true", help="train on the GPU (default: CPU, as the recorded tables)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs side by side (recipes x seeds; transfer: seeds), one CPU thread each")
+    p.add_argument("--from_cache", action="store_true",
+                   help="transfer: write the tables from <work>/transfer_results.json only (runs nothing)")
+    p.add_argument("--measured_on", default=None, help="with --from_cache: the machine that measured the cache")
     p.add_argument("--no_write", action="store_true")
     args = p.parse_args()
     args.work = args.work or tempfile.mkdtemp(prefix="bench_geopt_")
@@ -302,13 +355,19 @@ def main():
               "real": f"GeoPt pretext on real video ({args.width}x{args.height})",
               "overfit": "GeoPt overfit check (Middlebury pair)",
               "transfer": f"GeoPt transfer with controls ({', '.join(args.modes)}, {len(args.seeds)} seeds)"}
+    if args.cuda:  # kept apart from the CPU tables of the same part
+        titles = {k: f"{v} (GPU)" for k, v in titles.items()}
     run = {"pretext": part_pretext, "real": part_real, "overfit": part_overfit, "transfer": part_transfer}
     start = time.time()
     body = run[args.part](args)
-    body += f"\n\nWall time of the whole command: {time.time() - start:.0f} s.\n"
+    if args.from_cache:
+        body += (f"\n\nTables written by `--from_cache` from `transfer_results.json` of the measuring call(s), on "
+                 f"{args.measured_on or 'this machine'}.\n")
+    else:
+        body += f"\n\nWall time of the whole command: {time.time() - start:.0f} s.\n"
     print(body)
     if not args.no_write:
-        common.write_section(titles[args.part], body, common.command_line())
+        common.write_section(titles[args.part], body, common.command_line(), measured_on=args.measured_on)
 
 
 if __name__ == "__main__":

@@ -115,6 +115,8 @@ def main():
     p.add_argument("--modes", nargs="+", default=["M", "MS", "flow"], choices=["M", "MS", "S", "flow"])
     p.add_argument("--no_ablation", action="store_true")
     p.add_argument("--no_cuda", action="store_true")
+    p.add_argument("--no_compile", action="store_true",
+                   help="GPU: leave torch.compile out (its compilation takes minutes per configuration)")
     p.add_argument("--quick", action="store_true", help="tiny CPU smoke run (64x192, batch 2, 2 steps)")
     p.add_argument("--no_write", action="store_true", help="do not update RESULTS.md")
     p.add_argument("--data_size", nargs=2, type=int, default=[1242, 375], metavar=("W", "H"),
@@ -130,11 +132,14 @@ def main():
         args.data_path = make_data(Path(tempfile.gettempdir()) / f"m2g_bench_{size[0]}x{size[1]}", *size,
                                    frames=12 if args.quick else 60)
     cuda = torch.cuda.is_available() and not args.no_cuda
-    speed_on = ["--amp", "bf16", "--channels_last", "on"] + (["--compile"] if cuda else [])
-    ablations = [("bf16 autocast off", ["--amp", "off", "--channels_last", "on"] + (["--compile"] if cuda else [])),
-                 ("channels_last off", ["--amp", "bf16", "--channels_last", "off"] + (["--compile"] if cuda else [])),
+    compile_ = ["--compile"] if cuda and not args.no_compile else []
+    speed_on = ["--amp", "bf16", "--channels_last", "on"] + compile_
+    ablations = [("bf16 autocast off", ["--amp", "off", "--channels_last", "on"] + compile_),
+                 ("channels_last off", ["--amp", "bf16", "--channels_last", "off"] + compile_),
                  ("torch.compile off", ["--amp", "bf16", "--channels_last", "on"]),
                  ("all speed options off (fp32)", ["--amp", "off", "--channels_last", "off"])]
+    if not compile_:
+        ablations = [a for a in ablations if a[0] != "torch.compile off"]
     if not cuda:  # on the CPU bf16 autocast is slower; default CPU configuration is fp32
         speed_on = ["--amp", "off", "--channels_last", "off"]
         ablations = [("bf16 autocast on", ["--amp", "bf16"])]
@@ -157,7 +162,8 @@ def main():
     body = common.table(["mode", "configuration", "end-to-end ex/s", "compute-only ex/s", "loader-only ex/s", mem],
                         rows)
     body = (f"{args.width}x{args.height}, batch {args.batch_size}, {args.num_workers} workers, ResNet-18, "
-            f"{args.steps} timed steps after {args.warmup} warm-up.\n\n" + body)
+            f"{args.steps} timed steps after {args.warmup} warm-up"
+            f"{'; torch.compile not used (--no_compile)' if cuda and not compile_ else ''}.\n\n" + body)
     print(body)
     if not args.no_write:
         common.write_section(f"Training speed ({'GPU' if cuda else 'CPU'})", body, common.command_line())

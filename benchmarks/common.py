@@ -1,7 +1,10 @@
 """Shared helpers for the benchmark scripts: machine description, tables, RESULTS.md sections."""
 from __future__ import annotations
 
+import contextlib
 import datetime
+import fcntl
+import json
 import os
 import platform
 import re
@@ -32,14 +35,45 @@ def table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def write_section(name: str, body: str, command: str) -> None:
+def write_section(name: str, body: str, command: str, measured_on: str | None = None) -> None:
     """Replace (or append) the section ``## name`` of RESULTS.md with the body, machine, date and command."""
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    section = (f"## {name}\n\nMachine: {machine()}. Date: {stamp}.\nCommand: `{command}`\n\n{body.strip()}\n")
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nWritten by the scripts in `benchmarks/`; rerun them to update.\n"
-    pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    RESULTS.write_text(text)
+    section = (f"## {name}\n\nMachine: {measured_on or machine()}. Date: {stamp}.\nCommand: `{command}`\n\n{body.strip()}\n")
+    with locked(RESULTS):  # benchmark processes running side by side each replace their own section
+        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nWritten by the scripts in `benchmarks/`; rerun them to update.\n"
+        pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
+        text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+        _replace(RESULTS, text)
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """Hold an exclusive lock on ``<path>.lock`` (read-modify-write of a file shared by processes)."""
+    with open(f"{path}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write through a temporary file and rename, so a reader never sees half a file."""
+    tmp = Path(f"{path}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def update_json(path: Path, key: str, value) -> None:
+    """Set one key of a JSON cache that several benchmark processes may update at once."""
+    with locked(path):
+        data = read_json(path)
+        data[key] = value
+        _replace(path, json.dumps(data, indent=1))
 
 
 def command_line() -> str:
