@@ -8,7 +8,7 @@ from monodepth2_geopt.options import MonodepthOptions
 
 
 def main():
-    from datasets import DATASETS
+    from monodepth2_geopt.datasets import DATASETS
     from monodepth2_geopt.image_cache import build_cache
     from monodepth2_geopt.trainer import split_file_lines
 

@@ -1,8 +1,5 @@
-from datasets.mono_dataset import MonoDataset
-from datasets.kitti_dataset import KITTIRAWDataset, KITTIOdomDataset, KITTIDepthDataset
-from datasets.video_dataset import UncalibratedVideoDataset, make_mixed_dataset
+"""Monodepth2's top-level ``datasets`` for code run from the repository root: the modules of
+``monodepth2_geopt.datasets`` (see ``monodepth2_geopt.repo_alias``); not installed."""
+from monodepth2_geopt.repo_alias import alias
 
-DATASETS = {"kitti": KITTIRAWDataset, "kitti_odom": KITTIOdomDataset, "kitti_depth": KITTIDepthDataset}
-
-__all__ = ["MonoDataset", "KITTIRAWDataset", "KITTIOdomDataset", "KITTIDepthDataset", "UncalibratedVideoDataset",
-           "make_mixed_dataset", "DATASETS"]
+alias(__name__, "monodepth2_geopt.datasets")

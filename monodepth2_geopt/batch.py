@@ -5,8 +5,10 @@ Produces Monodepth2's keys: ("color", f, s), ("color_aug", f, 0), ("K", s), ("in
 """
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 import torch
-import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
 from monodepth2_geopt.geometry import scale_intrinsics
@@ -41,13 +43,64 @@ def color_augment(frames: torch.Tensor, generator: torch.Generator | None = None
     return out
 
 
+LANCZOS_SUPPORT = 3.0
+
+
+def _lanczos(x: np.ndarray) -> np.ndarray:
+    return np.where(np.abs(x) < LANCZOS_SUPPORT, np.sinc(x) * np.sinc(x / LANCZOS_SUPPORT), 0.0)
+
+
+@functools.lru_cache(maxsize=64)
+def lanczos_weights(in_size: int, out_size: int) -> torch.Tensor:
+    """[out_size, in_size] float64 matrix of Pillow's LANCZOS resampling along one axis.
+
+    Pillow's rule (``Resample.c``): output pixel i is centred at (i + 0.5) * scale in input pixels, with
+    scale = in / out; the kernel sinc(x) sinc(x / 3) is stretched by max(scale, 1) (so it antialiases when
+    shrinking), truncated at the image border and renormalised to sum 1 there.
+    """
+    scale = in_size / out_size
+    stretch = max(scale, 1.0)
+    support = LANCZOS_SUPPORT * stretch
+    weights = np.zeros((out_size, in_size))
+    for i in range(out_size):
+        centre = (i + 0.5) * scale
+        lo, hi = max(int(centre - support + 0.5), 0), min(int(centre + support + 0.5), in_size)
+        k = _lanczos((np.arange(lo, hi) - centre + 0.5) / stretch)
+        weights[i, lo:hi] = k / k.sum()
+    return torch.from_numpy(weights)
+
+
+_DEVICE_WEIGHTS: dict[tuple, torch.Tensor] = {}
+
+
+def _weights_on(in_size: int, out_size: int, like: torch.Tensor) -> torch.Tensor:
+    key = (in_size, out_size, like.device, like.dtype)
+    if key not in _DEVICE_WEIGHTS:  # built once per size and device: no host-to-device copy per step
+        _DEVICE_WEIGHTS[key] = lanczos_weights(in_size, out_size).to(like.device, like.dtype)
+    return _DEVICE_WEIGHTS[key]
+
+
+def _to_8bit(x: torch.Tensor) -> torch.Tensor:
+    return x.mul(255.0).round_().clamp_(0.0, 255.0).div_(255.0)
+
+
+def lanczos_resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Pillow's ``resize(LANCZOS)`` of [..., H, W] images in [0, 1], on the images' device.
+
+    Separable, horizontal pass first, each pass rounded to 8 bits as Pillow stores it; Pillow's fixed-point
+    weights and the pass order are the only differences left (a small fraction of a grey level).
+    """
+    x = _to_8bit(image @ _weights_on(image.shape[-1], width, image).T)
+    return _to_8bit(_weights_on(image.shape[-2], height, image) @ x)
+
+
 def pyramid(image: torch.Tensor, num_scales: int) -> list[torch.Tensor]:
-    """[image at 1, 1/2, 1/4, ...] via antialiased bilinear resizing of the full-resolution image."""
+    """[image at 1, 1/2, 1/4, ...] as Monodepth2 builds it: each level a LANCZOS resize of the previous one to
+    (H // 2**s, W // 2**s). Images [N, C, H, W] in [0, 1] that are 8-bit values (as decoded frames are)."""
     h, w = image.shape[-2:]
     levels = [image]
     for s in range(1, num_scales):
-        levels.append(F.interpolate(image, size=(h // 2 ** s, w // 2 ** s), mode="bilinear",
-                                    align_corners=False, antialias=True))
+        levels.append(lanczos_resize(levels[-1], h // 2 ** s, w // 2 ** s))
     return levels
 
 

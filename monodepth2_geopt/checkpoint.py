@@ -2,6 +2,7 @@
 
 Layout: ``<log_dir>/<model_name>/models/weights_<epoch>/{encoder,depth,pose_encoder,pose,adam}.pth``;
 ``encoder.pth`` is the encoder state dict plus the metadata keys ``height``, ``width``, ``use_stereo``.
+``adam.pth`` is one Adam over ``optimizer_parameters`` (Monodepth2's layout), so it is read by either code base.
 """
 from __future__ import annotations
 
@@ -69,6 +70,44 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> None:
         f.write(text)
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
+
+
+def optimizer_parameters(models: dict[str, nn.Module]) -> list[nn.Parameter]:
+    """Every parameter of every network, networks in their dict order (encoder, depth, pose_encoder, pose,
+    predictive_mask), each in ``parameters()`` order: Monodepth2's ``parameters_to_train``.
+
+    Frozen parameters are included (ResNet's classifier ``fc``): they never get a gradient, so Adam keeps no state
+    for them, but they hold their index, and Monodepth2's ``load_state_dict`` needs the same count.
+    """
+    return [p for m in models.values() for p in m.parameters()]
+
+
+def remap_optimizer_state(state: dict, saved_params: list[nn.Parameter], params: list[nn.Parameter]) -> dict:
+    """A one-group optimizer ``state_dict`` saved over ``saved_params`` re-indexed for one over ``params``.
+
+    ``saved_params`` must be a subset of ``params`` (the same objects), e.g. the trainable ones only.
+    """
+    index = {id(p): i for i, p in enumerate(params)}
+    to_new = {j: index[id(p)] for j, p in enumerate(saved_params)}
+    group = dict(state["param_groups"][0], params=list(range(len(params))))
+    return {"state": {to_new[int(k)]: v for k, v in state["state"].items()}, "param_groups": [group]}
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> str:
+    """Restore a one-group optimizer from an ``adam.pth`` state dict; returns which layout it was in.
+
+    Monodepth2's layout (and this project's, see ``optimizer_parameters``) loads as is. The layout this project
+    wrote before it matched Monodepth2's (trainable parameters only) is re-indexed. Anything else raises
+    ValueError (from ``Optimizer.load_state_dict``).
+    """
+    params = optimizer.param_groups[0]["params"]
+    saved = len(state["param_groups"][0]["params"]) if state.get("param_groups") else -1
+    trainable = [p for p in params if p.requires_grad]
+    if saved != len(params) and saved == len(trainable):
+        optimizer.load_state_dict(remap_optimizer_state(state, trainable, params))
+        return "trainable parameters only (this project's earlier adam.pth)"
+    optimizer.load_state_dict(state)
+    return "Monodepth2's"
 
 
 def save_weights_folder(folder: str | os.PathLike, models: dict[str, nn.Module],
@@ -205,7 +244,7 @@ def load_depth_model(weights_folder: str | os.PathLike, device: torch.device | s
 
     Returns (encoder, depth_decoder, meta) with meta holding height, width, use_stereo and num_layers.
     """
-    from networks import DepthDecoder, ResnetEncoder
+    from monodepth2_geopt.networks import DepthDecoder, ResnetEncoder
 
     folder = require_weight_files(weights_folder, ("encoder.pth", "depth.pth"),
                                   "is it a depth weights folder (models/weights_<epoch> written by train.py)?")

@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from datasets import DATASETS, KITTIOdomDataset
-from datasets.kitti_dataset import KITTIDataset
+from monodepth2_geopt.datasets import DATASETS, KITTIOdomDataset
+from monodepth2_geopt.datasets.kitti_dataset import KITTIDataset
 from monodepth2_geopt import metrics
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.geometry import disp_to_depth

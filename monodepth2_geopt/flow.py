@@ -253,9 +253,9 @@ def load_flow_model(weights_folder: str | os.PathLike, device: torch.device | st
     Architectures are read from the state dicts (ResNet depths, latent size, bottleneck, conditioning,
     scales), so a weights folder copied without its opt.json still loads. All three are in eval mode.
     """
-    from networks import ResnetEncoder
-    from networks.flow_decoder import FlowDecoder
-    from networks.motion_encoder import CorrelationMotionEncoder, MotionEncoder
+    from monodepth2_geopt.networks import ResnetEncoder
+    from monodepth2_geopt.networks.flow_decoder import FlowDecoder
+    from monodepth2_geopt.networks.motion_encoder import CorrelationMotionEncoder, MotionEncoder
 
     folder = Path(weights_folder).expanduser()
     for name in ("encoder.pth", "motion_encoder.pth", "flow.pth"):

@@ -282,7 +282,7 @@ def frames_dataset(folder, split=None, height: int = 192, width: int = 640, stri
     folder's ``val_files.txt`` (extract_frames.py's held-out frames), else every frame with neighbours."""
     from pathlib import Path
 
-    from datasets.video_dataset import UncalibratedVideoDataset, VideoDatasetError
+    from monodepth2_geopt.datasets.video_dataset import UncalibratedVideoDataset, VideoDatasetError
     from monodepth2_geopt.errors import InputError
     if split is None and (Path(folder) / "val_files.txt").is_file():
         split = Path(folder) / "val_files.txt"

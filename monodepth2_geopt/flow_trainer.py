@@ -18,11 +18,10 @@ import torch
 import torch.nn as nn
 from torch.utils.data import default_collate
 
-import networks
-from datasets.video_dataset import UncalibratedVideoDataset, VideoDatasetError, make_mixed_dataset
-from monodepth2_geopt.errors import InputError
-from monodepth2_geopt import checkpoint
+from monodepth2_geopt import checkpoint, networks
 from monodepth2_geopt.batch import prepare_batch
+from monodepth2_geopt.datasets.video_dataset import UncalibratedVideoDataset, VideoDatasetError, make_mixed_dataset
+from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.flow_diagnostics import (DIAGNOSTIC_KEYS, diagnose_samples, format_line, ground_truth_for,
                                                ground_truth_path, reference_flow)
 from monodepth2_geopt.flow import evaluate_flow, find_flow_pairs, flow_photometric_loss, flow_to_color, predict_flows
@@ -30,8 +29,8 @@ from monodepth2_geopt.losses import MinReprojectionConfig
 from monodepth2_geopt.splits import EIGEN_TEST_DRIVES
 from monodepth2_geopt.trainer import Trainer
 from monodepth2_geopt.utils import make_loader
-from networks.flow_decoder import FlowDecoder
-from networks.motion_encoder import build_motion_encoder
+from monodepth2_geopt.networks.flow_decoder import FlowDecoder
+from monodepth2_geopt.networks.motion_encoder import build_motion_encoder
 
 # Shared between tasks: "encoder" (structure encoder, transferred to depth). Task-specific: "motion_encoder"
 # (its ResNet can initialise the pose encoder, --geopt_pose) and "flow" (discarded after pretraining).

@@ -107,7 +107,7 @@ def load_pose_model(weights_folder: str | Path, device: torch.device | str = "cp
     """
     from monodepth2_geopt.checkpoint import (describe_encoder, infer_resnet_layers, load_into, load_state_file,
                                              require_weight_files)
-    from networks import PoseDecoder, ResnetEncoder
+    from monodepth2_geopt.networks import PoseDecoder, ResnetEncoder
 
     folder = require_weight_files(weights_folder, ("pose_encoder.pth", "pose.pth"),
                                   "pose evaluation needs a model trained with --pose_model_type separate_resnet "
@@ -173,7 +173,7 @@ def _check_consecutive(entries, test_file: Path) -> int:
 
 def evaluate_pose(opt, log: Log = print) -> dict:
     """Monodepth2's odometry evaluation; returns {"ate_mean", "ate_std", "num_snippets", "poses_path", ...}."""
-    from datasets import KITTIOdomDataset
+    from monodepth2_geopt.datasets import KITTIOdomDataset
     from monodepth2_geopt.utils import pick_device
 
     if not opt.load_weights_folder:

@@ -19,10 +19,9 @@ from tensorboardX import SummaryWriter
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-import networks
-from datasets import DATASETS
-from monodepth2_geopt import checkpoint, geometry
+from monodepth2_geopt import checkpoint, geometry, networks
 from monodepth2_geopt.batch import prepare_batch
+from monodepth2_geopt.datasets import DATASETS
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.losses import (MinReprojectionConfig, identity_reprojection_errors, min_reprojection_loss,
                                      normalised_smooth_loss)
@@ -119,7 +118,7 @@ class Trainer:
             m.to(self.device)
             if self.channels_last:
                 m.to(memory_format=torch.channels_last)
-        params = [p for m in self.models.values() for p in m.parameters() if p.requires_grad]
+        params = checkpoint.optimizer_parameters(self.models)  # Monodepth2's adam.pth layout
         self.model_optimizer = torch.optim.Adam(params, opt.learning_rate, fused=self.device.type == "cuda" or None)
         self.model_lr_scheduler = torch.optim.lr_scheduler.StepLR(self.model_optimizer, opt.scheduler_step_size, 0.1)
         if opt.load_weights_folder:
@@ -494,8 +493,9 @@ class Trainer:
             self.log("  adam.pth not found: the optimiser starts fresh")
             return
         try:
-            self.model_optimizer.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
-            self.log("  loaded adam.pth")
+            layout = checkpoint.load_optimizer_state(self.model_optimizer,
+                                                     torch.load(path, map_location=self.device, weights_only=True))
+            self.log(f"  loaded adam.pth ({layout} layout)")
         except (ValueError, KeyError, RuntimeError) as err:
             self.log(f"  adam.pth does not match this run's parameters ({err}); the optimiser starts fresh")
 

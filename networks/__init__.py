@@ -1,8 +1,5 @@
-from networks.resnet_encoder import ResnetEncoder, build_resnet
-from networks.depth_decoder import DepthDecoder
-from networks.pose_decoder import PoseDecoder
-from networks.pose_cnn import PoseCNN
-from networks.motion_encoder import MotionEncoder
-from networks.flow_decoder import FlowDecoder
+"""Monodepth2's top-level ``networks`` for code run from the repository root: the modules of
+``monodepth2_geopt.networks`` (see ``monodepth2_geopt.repo_alias``); not installed."""
+from monodepth2_geopt.repo_alias import alias
 
-__all__ = ["ResnetEncoder", "build_resnet", "DepthDecoder", "PoseDecoder", "PoseCNN", "MotionEncoder", "FlowDecoder"]
+alias(__name__, "monodepth2_geopt.networks")

@@ -11,6 +11,7 @@ target->source transform has T[0, 3] = -k * T_X, and the rigid flow is -fx * k *
 """
 from __future__ import annotations
 
+import os
 import types
 from pathlib import Path
 
@@ -19,7 +20,11 @@ import pytest
 import torch
 from PIL import Image
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# The real samples beside the project (../shared/data; M2G_SHARED_DATA overrides). A test that needs them skips
+# with a reason naming this path when they are absent, unless M2G_REQUIRE_SHARED_DATA=1 (as .ci/run sets), which
+# turns those skips into failures: CI must not pass by skipping the real-data tests.
+SHARED_DATA = Path(os.environ.get("M2G_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+REQUIRE_SHARED_DATA = os.environ.get("M2G_REQUIRE_SHARED_DATA") == "1"
 
 KITTI_K_NORM = (0.58, 1.92, 0.5, 0.5)
 PLANE_DEPTH = 2.0
@@ -97,6 +102,26 @@ def kitti_tiny(tmp_path_factory):
 def plane_renderer():
     """The analytic renderer of the synthetic scene: ``render(height, width, cam_x, depth)`` -> [3, H, W]."""
     return render_plane
+
+
+TEST_THREADS = int(os.environ.get("M2G_TEST_THREADS") or min(2, os.cpu_count() or 1))
+
+
+def pytest_configure(config):
+    """Every test runs with a bounded intra-op thread count (M2G_TEST_THREADS, default min(2, cores)): results do
+    not depend on how many cores a machine has, and tests run side by side do not oversubscribe it."""
+    torch.set_num_threads(TEST_THREADS)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With M2G_REQUIRE_SHARED_DATA=1, a skip whose reason names the shared data path is reported as a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_SHARED_DATA and report.skipped and str(SHARED_DATA) in str(report.longrepr):
+        report.outcome = "failed"
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.longrepr = f"M2G_REQUIRE_SHARED_DATA=1 and a real-data test would skip: {reason}"
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import torch
 from monodepth2_geopt.errors import InputError, one_line, run_cli
 from monodepth2_geopt.options import MonodepthOptions
 from monodepth2_geopt.trainer import Trainer
-from networks import ResnetEncoder
+from monodepth2_geopt.networks import ResnetEncoder
 from tests.conftest import write_split
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -52,11 +52,13 @@ def assert_one_line_error(proc, *needles):
 
 # --- `python train.py`: exit code 2, one line, no traceback --------------------------------------
 
+@pytest.mark.slow  # a script in a subprocess
 def test_cli_height_not_multiple_of_32(kitti_tiny, tmp_path):
     proc = run_train(args_for(kitti_tiny, tmp_path, "--height", "100"), tmp_path)
     assert_one_line_error(proc, "--height 100", "multiple")
 
 
+@pytest.mark.slow  # a script in a subprocess
 def test_cli_missing_split_file_names_path(kitti_tiny, tmp_path):
     split = tmp_path / "split"
     split.mkdir()

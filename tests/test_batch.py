@@ -1,9 +1,14 @@
 """prepare_batch: float pyramid, per-scale intrinsics, colour augmentation shared by the frames of a sample."""
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from PIL import Image
 
-from datasets import KITTIRAWDataset
-from monodepth2_geopt.batch import color_augment, prepare_batch, pyramid
+from monodepth2_geopt.batch import color_augment, lanczos_weights, prepare_batch, pyramid
+from monodepth2_geopt.datasets import KITTIRAWDataset
+from monodepth2_geopt.losses import photometric_error
+from tests.conftest import render_plane
 
 FRAMES = [0, -1, 1, "s"]
 
@@ -43,13 +48,14 @@ def test_scale_zero_is_the_frame_in_unit_range():
 
 
 def test_pyramid_of_constant_image_is_constant_and_smooth_images_downsample_by_averaging():
-    img = torch.full((1, 3, 32, 64), 0.3)
+    img = torch.full((1, 3, 32, 64), 77 / 255)  # frames are 8-bit values, and each level is rounded to 8 bits
     for level in pyramid(img, 4):
-        torch.testing.assert_close(level, torch.full_like(level, 0.3))
+        torch.testing.assert_close(level, torch.full_like(level, 77 / 255))
     # 2x2 checkerboard of 0/1: antialiased half resolution is the block mean, 0.5 everywhere (away from borders)
     board = (torch.arange(64)[None, :] + torch.arange(32)[:, None]) % 2
     half = pyramid(board.float()[None, None], 2)[1]
-    torch.testing.assert_close(half[..., 2:-2, 2:-2], torch.full_like(half[..., 2:-2, 2:-2], 0.5))
+    torch.testing.assert_close(half[..., 2:-2, 2:-2], torch.full_like(half[..., 2:-2, 2:-2], 0.5),
+                               atol=0.51 / 255, rtol=0)  # 127.5 rounds to 128 in 8 bits
 
 
 def test_intrinsics_per_scale():
@@ -130,3 +136,57 @@ def test_frames_with_different_content_get_the_same_jitter():
     torch.testing.assert_close(both[:, :1], only_x)
     torch.testing.assert_close(both[:, 1:], only_y)
     assert not torch.allclose(both, torch.cat([x, y], 1))
+
+
+def pillow_pyramid(image: np.ndarray, num_scales: int = 4) -> list[np.ndarray]:
+    """Monodepth2's pyramid: each level a PIL LANCZOS resize of the previous one (uint8 HxWx3)."""
+    h, w = image.shape[:2]
+    levels = [Image.fromarray(image)]
+    for s in range(1, num_scales):
+        levels.append(levels[-1].resize((w // 2 ** s, h // 2 ** s), Image.Resampling.LANCZOS))
+    return [np.asarray(level, dtype=np.float64) for level in levels]
+
+
+def textured_frame(cam_x: float, h: int = 96, w: int = 160) -> np.ndarray:
+    return np.round(render_plane(h, w, cam_x).transpose(1, 2, 0) * 255).astype(np.uint8)
+
+
+def test_lanczos_weights_rows_sum_to_one_and_same_size_is_identity():
+    w = lanczos_weights(50, 23).numpy()
+    assert np.allclose(w.sum(1), 1.0)
+    assert np.allclose(lanczos_weights(17, 17).numpy(), np.eye(17), atol=1e-12)  # sinc is 0 at other integers
+    # Halving: the kernel spans 2 x 3 input pixels each side of the centre (antialiasing), not 3.
+    assert np.count_nonzero(lanczos_weights(64, 32).numpy()[16]) == 12
+
+
+@pytest.mark.parametrize("kind", ["texture", "noise"])
+def test_pyramid_matches_monodepth2_pillow_lanczos(kind):
+    if kind == "noise":  # the hardest case for a resampler: every frequency present
+        frame = np.random.default_rng(0).integers(0, 256, (96, 160, 3), dtype=np.uint8)
+    else:
+        frame = textured_frame(0.0)
+    ref = pillow_pyramid(frame)
+    image = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255
+    ours = [lvl[0].permute(1, 2, 0).numpy() * 255 for lvl in pyramid(image, 4)]
+    bilinear = [F.interpolate(image, size=r.shape[:2], mode="bilinear", align_corners=False, antialias=True)[0]
+                .permute(1, 2, 0).numpy() * 255 for r in ref]
+    for s in range(1, 4):
+        assert ours[s].shape == ref[s].shape
+        err = np.abs(ours[s] - ref[s])
+        assert err.mean() < 0.05 and err.max() <= 1.0 + 1e-4, s  # measured: <= 0.02 mean, 1 grey level max
+        # Negative control: the antialiased bilinear pyramid (used before) is 0.7-9 grey levels away.
+        assert np.abs(bilinear[s] - ref[s]).mean() > 0.5, s
+
+
+def test_v1_multiscale_photometric_loss_matches_the_pillow_pyramid():
+    """The per-scale loss Monodepth2 computes with --v1_multiscale (target vs a source at each scale's own
+    resolution) is within 1 % with this pyramid, at the same images."""
+    target, source = textured_frame(0.0), textured_frame(0.05)
+    ref_t, ref_s = pillow_pyramid(target), pillow_pyramid(source)
+    ours_t, ours_s = (pyramid(torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255, 4)
+                      for f in (target, source))
+    for s in range(4):
+        ref = photometric_error(torch.from_numpy(ref_s[s]).permute(2, 0, 1)[None].float() / 255,
+                                torch.from_numpy(ref_t[s]).permute(2, 0, 1)[None].float() / 255).mean()
+        ours = photometric_error(ours_s[s], ours_t[s]).mean()
+        assert float(ours) == pytest.approx(float(ref), rel=0.01), s

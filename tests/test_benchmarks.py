@@ -3,6 +3,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each benchmark script end to end
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

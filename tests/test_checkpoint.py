@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from monodepth2_geopt import checkpoint
 from monodepth2_geopt.errors import InputError
-from networks import DepthDecoder, PoseDecoder, ResnetEncoder
+from monodepth2_geopt.networks import DepthDecoder, PoseDecoder, ResnetEncoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -249,3 +249,101 @@ def test_save_options_writes_opt_json_and_command(tmp_path):
     assert data["height"] == 64 and data["frame_ids"] == [0, -1, 1]
     assert data["derived"]["frame_ids"] == [0, -1, 1, "s"]
     assert (tmp_path / "models" / "command.txt").read_text().strip()
+
+
+def monodepth2_parameter_names(models: dict) -> list[str]:
+    """Monodepth2's ``parameters_to_train`` as names, derived by hand from its code: networks in the order
+    encoder, depth, pose_encoder, pose; a ResNet in torchvision's order, classifier ``fc`` last and included; a
+    ModuleList by index; PoseCNN's ``pose_conv`` (registered first there) before ``net.0..6``."""
+    import torchvision
+    names = []
+    for key, model in models.items():
+        if isinstance(model, ResnetEncoder):
+            names += [f"{key}.encoder.{n}" for n, _ in torchvision.models.resnet18().named_parameters()]
+        elif type(model).__name__ == "PoseCNN":
+            names += [f"{key}.pose_conv.weight", f"{key}.pose_conv.bias"]
+            names += [f"{key}.net.{i}.{w}" for i in range(7) for w in ("weight", "bias")]
+        else:  # decoders: one ModuleList, by index
+            own = [n for n, _ in model.named_parameters()]
+            names += [f"{key}.{n}" for n in sorted(own, key=lambda n: int(n.split(".")[1]))]  # (stable)
+    return names
+
+
+def parameter_names(models: dict, params: list) -> list[str]:
+    by_id = {id(p): f"{k}.{n}" for k, m in models.items() for n, p in m.named_parameters()}
+    return [by_id[id(p)] for p in params]
+
+
+def adam_with_state(params: list, seed: int) -> torch.optim.Adam:
+    """Adam after two steps on deterministic gradients of every parameter except ResNet's frozen fc."""
+    opt = torch.optim.Adam(params, lr=1e-4)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(2):
+        for p in params:
+            p.grad = None if p.shape == (1000, 512) or p.shape == (1000,) else torch.randn(p.shape, generator=g)
+        opt.step()
+    return opt
+
+
+def depth_models(pose: str) -> dict:
+    """The networks of a Monodepth2 run, the ResNet classifiers frozen as the Trainer freezes them."""
+    from monodepth2_geopt.networks import PoseCNN
+    torch.manual_seed(0)
+    enc = ResnetEncoder(18, False)
+    models = {"encoder": enc, "depth": DepthDecoder(enc.num_ch_enc)}
+    if pose == "posecnn":
+        models["pose"] = PoseCNN(3)
+    else:
+        models["pose_encoder"] = ResnetEncoder(18, False, 2)
+        models["pose"] = PoseDecoder(models["pose_encoder"].num_ch_enc, 1, 2)
+    for m in models.values():
+        if isinstance(m, ResnetEncoder):
+            m.encoder.fc.requires_grad_(False)
+    return models
+
+
+@pytest.mark.parametrize("which", ["separate_resnet", "posecnn"])
+def test_optimizer_parameters_follow_monodepth2(which):
+    models = depth_models(which)
+    names = parameter_names(models, checkpoint.optimizer_parameters(models))
+    assert names == monodepth2_parameter_names(models)
+    assert "encoder.encoder.fc.weight" in names  # frozen, but it holds its index as in Monodepth2
+
+
+@pytest.mark.parametrize("which", ["separate_resnet", "posecnn"])
+def test_adam_state_is_interchangeable_with_monodepth2(which):
+    models = depth_models(which)
+    by_name = {f"{k}.{n}": p for k, m in models.items() for n, p in m.named_parameters()}
+    md2_order = [by_name[n] for n in monodepth2_parameter_names(models)]
+    ours = checkpoint.optimizer_parameters(models)
+    # A hand-built Monodepth2 adam.pth restores here, each moment on the parameter it belongs to ...
+    md2_state = adam_with_state(md2_order, seed=1).state_dict()
+    here = torch.optim.Adam(ours, lr=1e-4)
+    assert checkpoint.load_optimizer_state(here, md2_state) == "Monodepth2's"
+    reference = adam_with_state(md2_order, seed=1)
+    for p in ours:
+        if p in reference.state:
+            assert torch.equal(here.state[p]["exp_avg"], reference.state[p]["exp_avg"])
+    assert len(here.state) == len(reference.state) == sum(p.requires_grad for p in ours)  # fc: no state
+    # ... and ours loads with Monodepth2's plain load_state_dict over its own parameter list.
+    md2 = torch.optim.Adam(md2_order, lr=1e-4)
+    md2.load_state_dict(adam_with_state(ours, seed=2).state_dict())
+    reference = adam_with_state(ours, seed=2)
+    for p in md2_order:
+        if p in reference.state:
+            assert torch.equal(md2.state[p]["exp_avg_sq"], reference.state[p]["exp_avg_sq"])
+
+
+def test_earlier_trainable_only_adam_is_reindexed_and_others_refused():
+    ours = checkpoint.optimizer_parameters(depth_models("separate_resnet"))
+    trainable = [p for p in ours if p.requires_grad]
+    assert len(trainable) == len(ours) - 4  # the two ResNets' fc weight and bias
+    old = adam_with_state(trainable, seed=3)
+    here = torch.optim.Adam(ours, lr=1e-4)
+    assert "earlier" in checkpoint.load_optimizer_state(here, old.state_dict())
+    for p in trainable:
+        assert torch.equal(here.state[p]["exp_avg"], old.state[p]["exp_avg"])
+    # Negative control: a state over another parameter count is refused, not silently mis-assigned.
+    with pytest.raises(ValueError):
+        checkpoint.load_optimizer_state(torch.optim.Adam(ours, lr=1e-4),
+                                        adam_with_state(trainable[:-1], seed=4).state_dict())

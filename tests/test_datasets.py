@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from datasets import DATASETS, KITTIDepthDataset, KITTIOdomDataset, KITTIRAWDataset, mono_dataset
+from monodepth2_geopt.datasets import DATASETS, KITTIDepthDataset, KITTIOdomDataset, KITTIRAWDataset, mono_dataset
 from monodepth2_geopt.errors import InputError
 from tests.conftest import render_plane
 

@@ -5,11 +5,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
-import networks
+from monodepth2_geopt import networks
 from monodepth2_geopt import checkpoint
+
+pytestmark = pytest.mark.slow  # two torchrun processes
 
 ROOT = Path(__file__).resolve().parents[1]
 

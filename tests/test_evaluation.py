@@ -17,10 +17,11 @@ from monodepth2_geopt.gt_depth import save_gt_depths
 from monodepth2_geopt.kitti_utils import read_depth_png
 from monodepth2_geopt.metrics import STEREO_SCALE_FACTOR
 from monodepth2_geopt.options import MonodepthOptions
-from networks import DepthDecoder, ResnetEncoder
+from monodepth2_geopt.networks import DepthDecoder, ResnetEncoder
+from tests.conftest import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED_DATA
 KITTI_GT = DATA / "kitti_depth_gt"
 needs_kitti_gt = pytest.mark.skipif(not (KITTI_GT / "depth").is_dir(),
                                     reason=f"shared KITTI depth sample not found at {KITTI_GT}")

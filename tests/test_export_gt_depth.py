@@ -8,9 +8,9 @@ import pytest
 from monodepth2_geopt.gt_depth import (export_gt_depths, load_gt_depths, save_gt_depths,
                                        to_object_array)
 from monodepth2_geopt.kitti_utils import generate_depth_map, read_depth_png, write_depth_png
+from tests.conftest import SHARED_DATA
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RAW_MINI = SHARED_DATA / "kitti_raw_mini"
 FOLDER = "2011_09_26/2011_09_26_drive_SFND_sync"
 

@@ -1,13 +1,12 @@
 """GeoPt flow task: warping, the self-supervised flow loss on synthetic and real pairs, colour coding, metrics,
 and the motion encoder / conditional flow decoder (shapes, gradients, conditioning)."""
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-import networks
+from monodepth2_geopt import networks
 from monodepth2_geopt.flow import (
     end_point_error,
     find_flow_pairs,
@@ -20,10 +19,10 @@ from monodepth2_geopt.flow import (
 from monodepth2_geopt.flow_io import write_flow_png
 from monodepth2_geopt.geometry import flow_warp
 from monodepth2_geopt.losses import MinReprojectionConfig
-from networks.flow_decoder import FlowDecoder
-from networks.motion_encoder import MotionEncoder
+from monodepth2_geopt.networks.flow_decoder import FlowDecoder
+from monodepth2_geopt.networks.motion_encoder import MotionEncoder
+from tests.conftest import SHARED_DATA
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 NO_AUTOMASK = MinReprojectionConfig(automask=False)
 
 
@@ -107,7 +106,7 @@ def test_automask_rewards_a_wrong_global_shift_so_flow_loss_defaults_to_no_autom
     with the mask ANY constant 1-2 px shift scores better than zero flow (pixels it hurts fall back to the
     identity error), which is the direction a network drifts to first; without it such shifts are penalised
     while the true flow still wins. Measured: zero 0.089, true 0.025/0.032, shift (2, 0) 0.066 vs 0.167."""
-    synthetic = pytest.importorskip("monodepth2_geopt.synthetic")
+    from monodepth2_geopt import synthetic
     from monodepth2_geopt.flow import load_image
     from monodepth2_geopt.flow_io import read_flow_png
 
@@ -376,7 +375,7 @@ def test_latent_vector_changes_the_flow(nets, conditioning):
 
 def test_concat_conditioning_equals_explicit_broadcast_concat():
     """The latent-bias implementation of 'concat' is exactly a conv over [x, coordinates, broadcast(z)]."""
-    from networks.flow_decoder import ConditionedConvBlock, coordinate_maps
+    from monodepth2_geopt.networks.flow_decoder import ConditionedConvBlock, coordinate_maps
 
     torch.manual_seed(0)
     block = ConditionedConvBlock(5, 7, 3, "concat").double()

@@ -159,9 +159,9 @@ def test_evaluate_flow_json_on_a_real_model(tmp_path, monkeypatch, capsys):
     import evaluate_flow
     from monodepth2_geopt import checkpoint, synthetic
     from monodepth2_geopt.errors import run_cli
-    from networks import ResnetEncoder
-    from networks.flow_decoder import FlowDecoder
-    from networks.motion_encoder import build_motion_encoder
+    from monodepth2_geopt.networks import ResnetEncoder
+    from monodepth2_geopt.networks.flow_decoder import FlowDecoder
+    from monodepth2_geopt.networks.motion_encoder import build_motion_encoder
 
     h, w = 64, 128  # the decoder's reflection padding needs >= 2 rows at 1/32
     info = synthetic.generate_dataset(tmp_path / "world", num_drives=1, frames_per_drive=5, width=w, height=h,

@@ -8,16 +8,13 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
-import networks
-from monodepth2_geopt import checkpoint
+from monodepth2_geopt import checkpoint, networks, synthetic
 from monodepth2_geopt.batch import prepare_batch
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.flow import evaluate_flow, evaluate_flow_model, find_flow_pairs
 from monodepth2_geopt.geopt import load_geopt_encoder, load_geopt_pose_encoder
 from monodepth2_geopt.options import MonodepthOptions
-from networks.motion_encoder import build_motion_encoder
-
-synthetic = pytest.importorskip("monodepth2_geopt.synthetic")
+from monodepth2_geopt.networks.motion_encoder import build_motion_encoder
 
 H, W = 64, 128
 # Measured on the 64x128 synthetic world (pairs, no auto-masking, lr 3e-4): EPE 2.87 px -> 2.24 after 20 steps,
@@ -45,7 +42,7 @@ def photometric_loss(trainer, batch):
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     """One short pretraining run; returns what the tests below inspect."""
-    from datasets.video_dataset import UncalibratedVideoDataset
+    from monodepth2_geopt.datasets.video_dataset import UncalibratedVideoDataset
     from monodepth2_geopt.flow_trainer import FlowTrainer
 
     base = tmp_path_factory.mktemp("geopt")

@@ -13,6 +13,8 @@ import torch
 from monodepth2_geopt.experiments import _batches, make_trainer
 from monodepth2_geopt.flow_diagnostics import diagnose_samples, ground_truth_samples
 
+pytestmark = pytest.mark.slow  # a GeoPt pretraining of 100 steps at 320x96 (about 6 min on 2 cores)
+
 H, W, STEPS, BATCH = 96, 320, 100, 8
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from datasets import KITTIRAWDataset
+from monodepth2_geopt.datasets import KITTIRAWDataset
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.image_cache import build_cache
 

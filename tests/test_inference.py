@@ -14,10 +14,11 @@ from monodepth2_geopt import inference
 from monodepth2_geopt.checkpoint import save_weights_folder
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.inference import is_own_output, list_inputs, released_model_folder, run_inference
-from networks import DepthDecoder, ResnetEncoder
+from monodepth2_geopt.networks import DepthDecoder, ResnetEncoder
+from tests.conftest import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED_DATA
 TEST_IMAGE = DATA / "test_image.jpg"
 
 

@@ -5,8 +5,8 @@ import pytest
 
 from monodepth2_geopt.kitti_utils import (generate_depth_map, load_velodyne_points,
                                           read_calib_file, read_depth_png, write_depth_png)
+from tests.conftest import SHARED_DATA
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RAW_DATE = SHARED_DATA / "kitti_raw_mini" / "2011_09_26"
 VELO_DIR = RAW_DATE / "2011_09_26_drive_SFND_sync" / "velodyne_points" / "data"
 

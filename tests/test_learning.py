@@ -13,6 +13,8 @@ import pytest
 from monodepth2_geopt.experiments import prepare_synthetic
 from tests.conftest import MONO_AUTOMASK_WARMUP, MONO_STEPS, SYNTH_HEIGHT, SYNTH_WIDTH, train_synthetic
 
+pytestmark = pytest.mark.slow  # M and S trainings of 250 steps
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):

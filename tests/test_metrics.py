@@ -1,5 +1,4 @@
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +9,8 @@ from monodepth2_geopt.metrics import (METRIC_NAMES, MAX_DEPTH, MIN_DEPTH, aggreg
                                       compute_depth_errors, eigen_crop_mask, evaluate_depth_map,
                                       format_metrics_table, lsqr_scale_shift, median_scale,
                                       valid_mask)
+from tests.conftest import SHARED_DATA
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def test_constants():

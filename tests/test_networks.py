@@ -4,8 +4,8 @@ import torch
 import torchvision
 
 from monodepth2_geopt.errors import InputError
-from networks import DepthDecoder, PoseCNN, PoseDecoder, ResnetEncoder
-from networks.resnet_encoder import RESNET_SPECS
+from monodepth2_geopt.networks import DepthDecoder, PoseCNN, PoseDecoder, ResnetEncoder
+from monodepth2_geopt.networks.resnet_encoder import RESNET_SPECS
 
 H, W = 64, 96
 
@@ -209,7 +209,7 @@ def test_pretrained_from_fake_cache_tiles_conv1(tmp_path, monkeypatch):
 def test_decoder_outputs_stay_fp32_under_bf16_autocast(enc18):
     """Under --amp bf16 the convolutions run in bf16 but disparity and flow leave the heads in fp32: a bf16 flow
     of 30 px would be quantised to 1/8 px, a bf16 disparity near 0.05 to about 0.4 %."""
-    from networks.flow_decoder import FlowDecoder
+    from monodepth2_geopt.networks.flow_decoder import FlowDecoder
     x = torch.rand(2, 3, 64, 96)
     flow_dec = FlowDecoder(enc18.num_ch_enc)
     with torch.autocast("cpu", dtype=torch.bfloat16):

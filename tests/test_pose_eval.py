@@ -19,10 +19,11 @@ from monodepth2_geopt.pose_eval import (
     load_kitti_poses,
     snippet_ates,
 )
-from networks import PoseDecoder, ResnetEncoder
+from monodepth2_geopt.networks import PoseDecoder, ResnetEncoder
+from tests.conftest import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[1]
-ODOM = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kitti_odom_06"
+ODOM = SHARED_DATA / "kitti_odom_06"
 needs_odom = pytest.mark.skipif(not (ODOM / "poses" / "06.txt").is_file(),
                                 reason=f"shared KITTI odometry sample not found at {ODOM}")
 

@@ -4,6 +4,8 @@ import pytest
 from monodepth2_geopt.experiments import evaluate_weights, train_steps
 from tests.conftest import synthetic_trainer
 
+pytestmark = pytest.mark.slow  # 100-step continuations of the shared M run (itself slow)
+
 CONTINUE_STEPS = 100
 FINE_LR = 2e-5
 FP32 = ["--amp", "off", "--channels_last", "off"]

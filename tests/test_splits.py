@@ -10,9 +10,10 @@ from monodepth2_geopt import splits
 from monodepth2_geopt.splits import (PUBLISHED_SPLITS, SPLIT_SHA256, SplitDownloadError,
                                      download_splits, make_split, parse_split_line,
                                      read_split_file, readlines, resolve_split_dir, verify_splits)
+from tests.conftest import SHARED_DATA
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_SPLITS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "splits"
+SHARED_SPLITS = SHARED_DATA / "splits"
 
 
 def needs_shared_splits():

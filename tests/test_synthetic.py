@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import filecmp
 import os
-import time
 
 import numpy as np
 import pytest
@@ -245,7 +244,7 @@ def test_velodyne_projection_matches_depth(static_data):
 
 def test_velodyne_with_kitti_utils(static_data):
     """Cross-check with the project's Monodepth2-style generate_depth_map, when it exists."""
-    ku = pytest.importorskip("monodepth2_geopt.kitti_utils")
+    from monodepth2_geopt import kitti_utils as ku
     if not hasattr(ku, "generate_depth_map"):
         pytest.skip("kitti_utils.generate_depth_map not available yet")
     calib_dir, drive = static_data["calib_dir"], static_data["drive_dirs"][0]
@@ -357,20 +356,6 @@ def test_video_mode(tmp_path):
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(frames) == 5 and frames[0].shape == (24, 64, 3)
     assert np.abs(frames[0].astype(int) - a).mean() < 12
-
-
-def test_render_speed_report():
-    """Not a performance assertion: prints the time of the full writer for reference."""
-    world = syn.World(seed=0, num_frames=20, width=320, height=96, moving_objects=2)
-    start = time.perf_counter()
-    for f in range(20):
-        view = world.render(f)
-        world.render(f, "r")
-        if f < 19:
-            world.flow(f, view)
-    per_frame = (time.perf_counter() - start) / 20
-    print(f"\nsynthetic 320x96: {per_frame * 1000:.1f} ms/frame (stereo + flow), "
-          f"~{per_frame * 300:.1f} s per 300 frames")
 
 
 def test_culled_ray_casting_is_exact():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from datasets import mono_dataset
+from monodepth2_geopt.datasets import mono_dataset
 from monodepth2_geopt import checkpoint
 from monodepth2_geopt.batch import prepare_batch
 from monodepth2_geopt.geometry import disp_to_depth
@@ -337,6 +337,7 @@ def test_resume_encoder_and_depth_only(mono_run, kitti_tiny, tmp_path):
 
 # --- the README's CPU smoke run on real KITTI frames ---------------------------------------------
 
+@pytest.mark.slow
 def test_readme_cpu_smoke_run_on_real_frames(kitti_raw_mini, tmp_path):
     """python train.py --data_path ../shared/data/kitti_raw_mini --png --split <split> --height 96 --width 320
     --batch_size 2 --num_epochs 1 --weights_init scratch --num_workers 0 (plus --log_dir into tmp_path)."""

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from datasets.video_dataset import UncalibratedVideoDataset, VideoDatasetError, make_mixed_dataset
+from monodepth2_geopt.datasets.video_dataset import UncalibratedVideoDataset, VideoDatasetError, make_mixed_dataset
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SRC_W, SRC_H = 300, 100          # aspect 3

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import skimage.transform
 
-from datasets.mono_dataset import MonoDataset, parse_split_line
+from monodepth2_geopt.datasets.mono_dataset import MonoDataset, parse_split_line
 
 
 class KITTIDataset(MonoDataset):

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from networks.resnet_encoder import ResnetEncoder
+from monodepth2_geopt.networks.resnet_encoder import ResnetEncoder
 
 
 class MotionEncoder(nn.Module):

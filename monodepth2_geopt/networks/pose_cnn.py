@@ -12,8 +12,10 @@ class PoseCNN(nn.Module):
         self.num_input_frames = num_input_frames
         spec = [(3 * num_input_frames, 16, 7), (16, 32, 5), (32, 64, 3), (64, 128, 3), (128, 256, 3),
                 (256, 256, 3), (256, 256, 3)]
-        self.net = nn.ModuleList([nn.Conv2d(i, o, k, 2, k // 2) for i, o, k in spec])
+        convs = [nn.Conv2d(i, o, k, 2, k // 2) for i, o, k in spec]
+        # Registered after pose_conv, as in Monodepth2: parameters() (and so adam.pth's order) is pose_conv, net.0..6.
         self.pose_conv = nn.Conv2d(256, 6 * (num_input_frames - 1), 1)
+        self.net = nn.ModuleList(convs)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
