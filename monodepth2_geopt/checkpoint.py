@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from monodepth2_geopt.errors import InputError
+from monodepth2_geopt.errors import InputError, TrainingError
 
 ENCODER_META_KEYS = ("height", "width", "use_stereo")
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
@@ -117,7 +117,13 @@ def save_weights_folder(folder: str | os.PathLike, models: dict[str, nn.Module],
 
     Everything is written into a temporary sibling folder which then replaces ``folder``, so a crash never
     leaves a mix of old and new files. ``encoder_meta`` (height, width, use_stereo) goes into encoder.pth.
+    Raises TrainingError, and writes nothing, if a network holds a non-finite value.
     """
+    for name, model in models.items():
+        for key, tensor in unwrap(model).state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise TrainingError(f"not saving {folder}: {name}.{key} holds non-finite values (the run has "
+                                    "diverged); the previous checkpoints are kept as they are")
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))

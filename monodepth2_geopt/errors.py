@@ -8,6 +8,11 @@ class InputError(ValueError):
     """Bad user input (a flag, a file, a checkpoint): the message names it and says how to fix it."""
 
 
+class TrainingError(RuntimeError):
+    """A run that cannot go on (e.g. non-finite losses step after step): the message names the step, the likely
+    causes and what was kept."""
+
+
 def one_line(err: BaseException) -> str:
     """The error's message on one line.
 
@@ -28,6 +33,9 @@ def run_cli(main: Callable[[], object]) -> None:
     except (InputError, FileNotFoundError) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         sys.exit(2)
+    except TrainingError as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

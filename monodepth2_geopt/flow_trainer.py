@@ -27,7 +27,7 @@ from monodepth2_geopt.flow_diagnostics import (DIAGNOSTIC_KEYS, diagnose_samples
 from monodepth2_geopt.flow import evaluate_flow, find_flow_pairs, flow_photometric_loss, flow_to_color, predict_flows
 from monodepth2_geopt.losses import MinReprojectionConfig
 from monodepth2_geopt.splits import EIGEN_TEST_DRIVES
-from monodepth2_geopt.trainer import Trainer
+from monodepth2_geopt.trainer import Trainer, validate_run_options
 from monodepth2_geopt.utils import make_loader
 from monodepth2_geopt.networks.flow_decoder import FlowDecoder
 from monodepth2_geopt.networks.motion_encoder import build_motion_encoder
@@ -57,6 +57,7 @@ def parse_flow_sources(data_path: str, flow_data: list[str] | None) -> list[tupl
 
 
 def validate_flow_options(opt) -> None:
+    validate_run_options(opt)
     if opt.height % 32 or opt.width % 32:
         raise InputError(f"--height {opt.height} and --width {opt.width} must both be multiples of 32 "
                          "(the encoder downsamples by 32); e.g. --height 192 --width 640")

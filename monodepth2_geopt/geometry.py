@@ -107,8 +107,14 @@ def pixels_to_grid(pix: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def sample(image: torch.Tensor, pix: torch.Tensor, padding_mode: str = "border") -> torch.Tensor:
-    """Bilinearly sample ``image`` [B, C, h, w] at pixel coords ``pix`` [B, H, W, 2] of that image."""
+    """Bilinearly sample ``image`` [B, C, h, w] at pixel coords ``pix`` [B, H, W, 2] of that image.
+
+    Non-finite coordinates (from a non-finite depth or pose) are moved outside the image first: PyTorch's CPU
+    ``grid_sample`` backward crashes the process on NaN with border padding. Such pixels then read the padding,
+    and the training step that produced them is skipped by the trainer's non-finite guard.
+    """
     grid = pixels_to_grid(pix, image.shape[2], image.shape[3]).to(image.dtype)
+    grid = torch.nan_to_num(grid, nan=2.0, posinf=2.0, neginf=-2.0)
     return F.grid_sample(image, grid, mode="bilinear", padding_mode=padding_mode, align_corners=ALIGN_CORNERS)
 
 

@@ -167,7 +167,12 @@ class DepthPredictor:
         x = torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
         disp = self.decoder(self.encoder(x.to(self.device)))[("disp", 0)]
         scaled, _ = disp_to_depth(disp, self.min_depth, self.max_depth)
-        return scaled.float().cpu().numpy()
+        out = scaled.float().cpu().numpy()
+        if not np.isfinite(out).all():
+            raise InputError(f"{self.weights_folder}: the prediction has non-finite values "
+                             f"({1 - np.isfinite(out).mean():.0%} of pixels), so the weights are broken (a "
+                             "diverged run?); nothing was written")
+        return out
 
     def metric_depth(self, scaled_disp: np.ndarray) -> np.ndarray:
         """5.4 / scaled disparity: metric depth for stereo-trained models."""

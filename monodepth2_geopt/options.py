@@ -71,6 +71,9 @@ class MonodepthOptions:
         g.add_argument("--scheduler_step_size", type=int, default=15,
                        help="epochs at the initial learning rate before it is multiplied by 0.1")
         g.add_argument("--seed", type=int, default=None, help="random seed (default: not seeded)")
+        g.add_argument("--max_nonfinite_steps", type=int, default=25,
+                       help="a step whose loss or gradient is NaN/inf is skipped (weights and Adam untouched); this "
+                            "many in a row stop the run with an error")
 
         g = p.add_argument_group("ABLATION options")
         g.add_argument("--v1_multiscale", action="store_true", help="if set, uses monodepth v1 multiscale")

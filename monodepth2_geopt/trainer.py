@@ -8,6 +8,7 @@ run really has ``scheduler_step_size`` epochs at the initial rate.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from tqdm import tqdm
 from monodepth2_geopt import checkpoint, geometry, networks
 from monodepth2_geopt.batch import prepare_batch
 from monodepth2_geopt.datasets import DATASETS
-from monodepth2_geopt.errors import InputError
+from monodepth2_geopt.errors import InputError, TrainingError
 from monodepth2_geopt.losses import (MinReprojectionConfig, identity_reprojection_errors, min_reprojection_loss,
                                      normalised_smooth_loss)
 from monodepth2_geopt.metrics import MAX_DEPTH, MIN_DEPTH, compute_depth_errors, eigen_crop_mask
@@ -33,8 +34,31 @@ from monodepth2_geopt.utils import (init_distributed, make_loader, normalize_ima
 DEPTH_METRIC_NAMES = ["de/abs_rel", "de/sq_rel", "de/rms", "de/log_rms", "da/a1", "da/a2", "da/a3"]
 
 
+def total_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """The 2-norm of all the tensors together, one device scalar (foreach kernels, no host sync)."""
+    get_total_norm = getattr(torch.nn.utils, "get_total_norm", None)  # PyTorch >= 2.6
+    if get_total_norm is not None:
+        return get_total_norm(tensors)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t.float()) for t in tensors]))
+
+
+def validate_run_options(opt) -> None:
+    """The numeric options every training run shares (train.py and pretrain_flow.py), before any work."""
+    checks = [("--learning_rate", opt.learning_rate, math.isfinite(opt.learning_rate) and opt.learning_rate > 0,
+               "a finite number > 0, e.g. 1e-4"),
+              ("--batch_size", opt.batch_size, opt.batch_size >= 1, "at least 1"),
+              ("--num_epochs", opt.num_epochs, opt.num_epochs >= 1, "at least 1"),
+              ("--num_workers", opt.num_workers, opt.num_workers >= 0, "0 or more"),
+              ("--log_frequency", opt.log_frequency, opt.log_frequency >= 1, "at least 1"),
+              ("--max_nonfinite_steps", opt.max_nonfinite_steps, opt.max_nonfinite_steps >= 1, "at least 1")]
+    for flag, value, ok, want in checks:
+        if not ok:
+            raise InputError(f"{flag} {value}: must be {want}")
+
+
 def validate_options(opt) -> None:
     """Reject bad flag combinations with one clear message each."""
+    validate_run_options(opt)
     if opt.height % 32 or opt.width % 32:
         raise InputError(f"--height {opt.height} and --width {opt.width} must both be multiples of 32 "
                          "(the encoder downsamples by 32); e.g. --height 192 --width 640")
@@ -119,6 +143,9 @@ class Trainer:
             if self.channels_last:
                 m.to(memory_format=torch.channels_last)
         params = checkpoint.optimizer_parameters(self.models)  # Monodepth2's adam.pth layout
+        self.trainable_params = [p for p in params if p.requires_grad]
+        self.nonfinite_total = torch.zeros((), dtype=torch.int64, device=self.device)  # skipped steps
+        self.nonfinite_streak = torch.zeros((), dtype=torch.int64, device=self.device)  # ... in a row
         self.model_optimizer = torch.optim.Adam(params, opt.learning_rate, fused=self.device.type == "cuda" or None)
         self.model_lr_scheduler = torch.optim.lr_scheduler.StepLR(self.model_optimizer, opt.scheduler_step_size, 0.1)
         if opt.load_weights_folder:
@@ -237,8 +264,12 @@ class Trainer:
             self.bar.update(self.opt.batch_size * self.dist.world_size)
             early = batch_idx % self.opt.log_frequency == 0 and self.step < 2000
             late = self.step % 2000 == 0
+            if early or late:
+                self.check_nonfinite()  # every rank, at the same steps (their gradients are the same)
             if (early or late) and self.dist.is_main:
                 self.log_time(batch_idx, time.time() - before, float(losses["loss"].detach()))
+                if int(self.nonfinite_total):
+                    self.log(f"  {int(self.nonfinite_total)} step(s) skipped so far: non-finite loss or gradients")
                 if "depth_gt" in inputs:
                     self.compute_depth_losses(inputs, outputs, losses)
                 self.log_tb("train", inputs, outputs, losses)
@@ -252,8 +283,39 @@ class Trainer:
         outputs, losses = self.process_batch(inputs)
         self.model_optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
-        self.model_optimizer.step()
+        self.guarded_optimizer_step(losses["loss"])
         return inputs, outputs, losses
+
+    def guarded_optimizer_step(self, loss: torch.Tensor) -> None:
+        """Adam's step, skipped when the loss or any gradient is NaN/inf: the weights and Adam's state stay.
+
+        On CUDA the decision stays on the device (fused Adam's ``found_inf``, as GradScaler uses it: no host
+        sync); the counters are read by ``check_nonfinite`` at log steps. On the CPU a host check is free.
+        """
+        grads = [p.grad for p in self.trainable_params if p.grad is not None]
+        finite = torch.isfinite(loss.detach())
+        if grads:
+            finite = finite & torch.isfinite(total_norm(grads))
+        bad = (~finite).to(torch.int64)
+        self.nonfinite_total += bad
+        self.nonfinite_streak = (self.nonfinite_streak + 1) * bad
+        if self.model_optimizer.defaults.get("fused"):
+            self.model_optimizer.found_inf = bad.to(torch.float32).reshape(1)
+            self.model_optimizer.step()
+        else:
+            if not bad.item():
+                self.model_optimizer.step()
+            self.check_nonfinite()
+
+    def check_nonfinite(self) -> None:
+        """Stop with a one-line error after --max_nonfinite_steps skipped steps in a row (reads device counters)."""
+        streak = int(self.nonfinite_streak)
+        if streak >= self.opt.max_nonfinite_steps:
+            raise TrainingError(
+                f"step {self.step}: the loss or its gradients were NaN/inf for {streak} steps in a row "
+                f"({int(self.nonfinite_total)} skipped in all), so the weights were left as they were and the run "
+                "stops; likely causes: a learning rate too high (--learning_rate), bad intrinsics (--intrinsics) "
+                "or depth range, corrupt frames. The checkpoints saved so far are intact.")
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
