@@ -71,6 +71,7 @@ def pretrained(tmp_path_factory):
             "after": evaluate_flow_model(folder, root), "opt": opt}
 
 
+@pytest.mark.slow  # uses the 24-step pretraining
 def test_pretraining_lowers_photometric_loss_and_epe(pretrained):
     before, after = pretrained["before"], pretrained["after"]
     print(f"photometric loss {pretrained['loss_before']:.4f} -> {pretrained['loss_after']:.4f}; "
@@ -82,6 +83,7 @@ def test_pretraining_lowers_photometric_loss_and_epe(pretrained):
     assert after["epe"] < after["zero_epe"], after  # it learnt motion, not just to undo its initial noise
 
 
+@pytest.mark.slow  # uses the 24-step pretraining
 def test_weights_folder_layout_and_strict_encoder(pretrained):
     folder = pretrained["folder"]
     assert sorted(p.name for p in folder.iterdir()) == ["adam.pth", "encoder.pth", "flow.pth", "motion_encoder.pth"]
@@ -101,6 +103,7 @@ def depth_options(kitti_tiny, log_dir, *extra):
         "--log_dir", str(log_dir), "--model_name", "depth", "--no_progress", *extra])
 
 
+@pytest.mark.slow  # uses the 24-step pretraining
 def test_train_py_geopt_weights_initialise_the_depth_encoder(pretrained, kitti_tiny, tmp_path):
     from monodepth2_geopt.trainer import Trainer
 
@@ -117,6 +120,7 @@ def test_train_py_geopt_weights_initialise_the_depth_encoder(pretrained, kitti_t
         assert torch.equal(value.cpu(), motion[name].cpu()), name
 
 
+@pytest.mark.slow  # uses the 24-step pretraining
 def test_bad_geopt_transfers_give_clear_input_errors(pretrained, tmp_path):
     encoder18 = networks.ResnetEncoder(18, False)
     # a pose checkpoint instead of an encoder
@@ -145,6 +149,7 @@ def test_bad_geopt_transfers_give_clear_input_errors(pretrained, tmp_path):
         load_geopt_pose_encoder(networks.ResnetEncoder(18, False, 2), str(corr_dir))
 
 
+@pytest.mark.slow  # uses the 24-step pretraining
 def test_resume_from_weights_folder(pretrained, tmp_path):
     from monodepth2_geopt.flow_trainer import FlowTrainer
 
@@ -163,6 +168,7 @@ def test_resume_from_weights_folder(pretrained, tmp_path):
         FlowTrainer(flow_options(pretrained["root"], tmp_path, "--load_weights_folder", str(bad)))
 
 
+@pytest.mark.slow  # uses the 24-step pretraining
 def test_scripts_report_bad_input_in_one_line(pretrained, tmp_path, monkeypatch, capsys):
     import evaluate_flow
     import pretrain_flow
@@ -181,6 +187,7 @@ def test_scripts_report_bad_input_in_one_line(pretrained, tmp_path, monkeypatch,
     assert "9 images from" in out and "EPE t->t+1 (px)" in out and "Fl-all" in out and "latent sensitivity" in out
 
 
+@pytest.mark.slow  # uses the 24-step pretraining
 def test_flow_data_sources_mix_with_weights(pretrained, tmp_path):
     from monodepth2_geopt.flow_trainer import FlowTrainer, parse_flow_sources
 

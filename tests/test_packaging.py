@@ -18,6 +18,7 @@ def test_installed_packages_are_under_monodepth2_geopt():
     assert on_disk == set(packages)  # every subpackage is installed
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_library_works_beside_a_huggingface_like_datasets(tmp_path):
     """With another top-level ``datasets`` first on the path (as Hugging Face's is when installed), the library
     imports and builds its datasets from ``monodepth2_geopt.datasets``, and ``import datasets`` is the other one."""
@@ -37,6 +38,7 @@ def test_library_works_beside_a_huggingface_like_datasets(tmp_path):
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_repository_top_level_names_are_the_package_modules():
     code = textwrap.dedent("""
         import networks, datasets

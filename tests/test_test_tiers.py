@@ -4,10 +4,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA_TEST = "tests/test_splits.py::test_sha_table_matches_shared_copies"
 
 
+@pytest.mark.slow  # two pytest runs in subprocesses
 def test_missing_shared_data_skips_for_a_user_and_fails_in_ci(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "M2G_REQUIRE_SHARED_DATA"}
     user = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", REAL_DATA_TEST],
