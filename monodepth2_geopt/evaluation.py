@@ -207,16 +207,17 @@ def predict_split(opt, split: EvalSplit, log: Log = print) -> tuple[np.ndarray, 
 
 
 def load_external_disparities(opt, log: Log = print) -> np.ndarray | list:
-    """``--ext_disp_to_eval``: an [N, H, W] array (or a 1-D object array of [H, W] maps) of disparities."""
+    """``--ext_disp_to_eval``: an [N, H, W] float array of disparities (never unpickled)."""
     path = Path(os.path.expanduser(opt.ext_disp_to_eval))
     if not path.is_file():
         raise FileNotFoundError(f"--ext_disp_to_eval file {path} does not exist")
     log(f"-> Loading predictions from {path}")
     try:
-        disps = np.load(path, allow_pickle=False)
-    except ValueError:  # object arrays of ragged maps need pickle: only load files you trust
-        disps = np.load(path, allow_pickle=True)
-    if disps.dtype != object and disps.ndim != 3:
+        disps = np.load(path, allow_pickle=False)  # never unpickle a predictions file: it could run code
+    except ValueError as err:
+        raise InputError(f"--ext_disp_to_eval {path}: cannot be read without unpickling ({err}); save the "
+                         "predictions as one float array [N, H, W] (np.save), which loads without pickle") from None
+    if disps.ndim != 3:
         raise InputError(f"{path} holds an array of shape {disps.shape}; expected [N, H, W] disparities")
     if opt.eval_eigen_to_benchmark:
         ids_path = resolve_split_dir("benchmark") / "eigen_to_benchmark_ids.npy"
@@ -305,7 +306,8 @@ def evaluate(opt, log: Log = print) -> dict:
     if evaluating and split.kind == "odom":
         raise InputError(f"{split.name} has no depth ground truth (KITTI odometry): use --no_eval "
                          "--save_pred_disps to export disparities, or evaluate_pose.py for trajectories")
-    gt_depths = load_gt_depths(split.gt_path, split=split.name) if evaluating else None
+    gt_depths = (load_gt_depths(split.gt_path, split=split.name, allow_pickle=opt.allow_pickle)
+                 if evaluating else None)
 
     meta = {}
     if opt.ext_disp_to_eval:

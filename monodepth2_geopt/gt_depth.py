@@ -1,7 +1,11 @@
 """Ground-truth depth for evaluation: export a split's GT maps to `gt_depths.npz` and load it back.
 
-GT maps of one split have different sizes (375x1242, 370x1224, ...), so they are stored as a 1-D
-object array. That needs `allow_pickle=True` to load: only load files you created or trust.
+GT maps of one split have different sizes (375x1242, 370x1224, ...). Monodepth2 stores them as a 1-D object
+array, which only loads with `allow_pickle=True`, and unpickling a downloaded file can run any code in it. Here
+`gt_depths.npz` holds plain arrays: `depths` (every map flattened and concatenated, float32) and `shapes`
+([N, 2] int64). It loads with `allow_pickle=False`. Monodepth2's own files are read only when the caller
+passes `allow_pickle=True` (`evaluate_depth.py --allow_pickle`). Monodepth2's evaluate_depth.py does not read
+this layout.
 """
 
 from collections.abc import Sequence
@@ -42,21 +46,14 @@ def gt_depth_for_frame(data_path: str | Path, folder: str, frame_index: int,
     raise InputError(f"unknown GT source {source!r}; expected one of {GT_SOURCES}")
 
 
-def to_object_array(depths: Sequence[np.ndarray]) -> np.ndarray:
-    """1-D object array holding each map as one element, whatever the shapes."""
-    # np.array(list, dtype=object) would build an [N, H, W] array of Python floats when all maps
-    # share a shape, so fill element by element.
-    data = np.empty(len(depths), dtype=object)
-    for i, depth in enumerate(depths):
-        data[i] = depth
-    return data
-
-
 def save_gt_depths(path: str | Path, depths: Sequence[np.ndarray]) -> Path:
-    """Save GT maps as `np.savez_compressed(path, data=<object array>)`."""
+    """Save GT maps of any sizes as plain arrays (``depths`` concatenated, ``shapes``): no pickle."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, data=to_object_array(depths))
+    maps = [np.asarray(d, dtype=np.float32) for d in depths]
+    shapes = np.array([m.shape for m in maps], dtype=np.int64).reshape(len(maps), 2)
+    flat = np.concatenate([m.ravel() for m in maps]) if maps else np.zeros(0, np.float32)
+    np.savez_compressed(path, depths=flat, shapes=shapes)
     return path
 
 
@@ -70,19 +67,35 @@ def export_gt_depths(data_path: str | Path, split_dir: str | Path, source: str =
     return save_gt_depths(output if output is not None else split_dir / "gt_depths.npz", depths)
 
 
-def load_gt_depths(path: str | Path, split: str = "<split>") -> list[np.ndarray]:
-    """Load the GT maps saved by `save_gt_depths` / export_gt_depth.py as a list of float32 arrays."""
+def load_gt_depths(path: str | Path, split: str = "<split>", allow_pickle: bool = False) -> list[np.ndarray]:
+    """The GT maps of `save_gt_depths` (or of Monodepth2's export with ``allow_pickle``), float32 arrays.
+
+    A file that needs unpickling (Monodepth2's object array) is refused unless ``allow_pickle``, with a message
+    naming the file: unpickling runs whatever code the file holds.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"GT depths not found: {path}. Create them with "
                                 f"`{EXPORT_COMMAND.format(split=split)}`")
-    with np.load(path, allow_pickle=True) as archive:
-        if "data" not in archive:
-            raise InputError(f"{path} has no 'data' array; re-create it with "
-                             f"`{EXPORT_COMMAND.format(split=split)}`")
-        data = archive["data"]
+    recreate = f"re-create it with `{EXPORT_COMMAND.format(split=split)}`"
+    try:
+        with np.load(path, allow_pickle=allow_pickle) as archive:
+            if "depths" in archive and "shapes" in archive:
+                flat, shapes = archive["depths"], archive["shapes"]
+                ends = np.cumsum([int(h) * int(w) for h, w in shapes])
+                return [np.asarray(flat[e - h * w:e], dtype=np.float32).reshape(h, w)
+                        for e, (h, w) in zip(ends, shapes.tolist())]
+            if "data" not in archive:
+                raise InputError(f"{path} has neither 'depths'/'shapes' nor Monodepth2's 'data'; {recreate}")
+            data = archive["data"]
+    except ValueError as err:
+        if "allow_pickle" not in str(err):
+            raise InputError(f"cannot read {path} ({err}); {recreate}") from None
+        raise InputError(f"{path} is a pickled object array (Monodepth2's gt_depths.npz format), and loading it "
+                         f"would run any code it holds: {recreate} (no pickle), or pass --allow_pickle if you "
+                         "trust the file") from None
     return [np.asarray(depth, dtype=np.float32) for depth in data]
 
 
-__all__ = ["GT_SOURCES", "SPLIT_GT_SOURCE", "gt_depth_for_frame", "to_object_array",
-           "save_gt_depths", "export_gt_depths", "load_gt_depths"]
+__all__ = ["GT_SOURCES", "SPLIT_GT_SOURCE", "gt_depth_for_frame", "save_gt_depths", "export_gt_depths",
+           "load_gt_depths"]

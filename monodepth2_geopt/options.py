@@ -126,6 +126,9 @@ class MonodepthOptions:
         g.add_argument("--pred_depth_scale_factor", type=float, default=1,
                        help="if set multiplies predictions by this number")
         g.add_argument("--ext_disp_to_eval", type=str, help="optional path to a .npy disparities file to evaluate")
+        g.add_argument("--allow_pickle", action="store_true",
+                       help="read a gt_depths.npz in Monodepth2's pickled format; unpickling runs any code the file "
+                            "holds, so only for files you made or trust (this project writes them without pickle)")
         g.add_argument("--eval_split", type=str, default="eigen",
                        help="eigen, eigen_benchmark, benchmark, odom_9, odom_10, or a split folder path")
         g.add_argument("--save_pred_disps", action="store_true", help="if set saves predicted disparities")

@@ -237,6 +237,20 @@ def test_save_pred_disps_of_external_disparities_needs_an_out_dir(tmp_path):
     assert np.load(result["pred_disps_path"]).shape == (1, 4, 4)
 
 
+def test_pickled_prediction_file_is_refused_and_runs_no_code(tmp_path):
+    from tests.test_export_gt_depth import Payload
+    split_dir = tmp_path / "s"
+    split_dir.mkdir()
+    (split_dir / "test_files.txt").write_text(f"{DRIVE} 5 l\n")
+    save_gt_depths(split_dir / "gt_depths.npz", [np.ones((4, 4), np.float32)])
+    data = np.empty(1, dtype=object)
+    data[0] = Payload(tmp_path / "pwned")
+    np.save(tmp_path / "d.npy", data, allow_pickle=True)
+    with pytest.raises(InputError, match=r"--ext_disp_to_eval .*d\.npy: cannot be read without unpickling"):
+        evaluate(parse("--ext_disp_to_eval", tmp_path / "d.npy", "--eval_mono", "--eval_split", split_dir))
+    assert not (tmp_path / "pwned").exists()
+
+
 # ---- helpers ---------------------------------------------------------------------------------------------
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monodepth2_geopt.gt_depth import (export_gt_depths, load_gt_depths, save_gt_depths,
-                                       to_object_array)
+from monodepth2_geopt.errors import InputError
+from monodepth2_geopt.gt_depth import export_gt_depths, load_gt_depths, save_gt_depths
 from monodepth2_geopt.kitti_utils import generate_depth_map, read_depth_png, write_depth_png
 from tests.conftest import SHARED_DATA
 
@@ -38,9 +38,9 @@ def test_script_exports_loadable_ragged_npz(raw_mini, split_dir):
     path = split_dir / "gt_depths.npz"
     assert "velodyne" in result.stdout and str(path) in result.stdout
 
-    with np.load(path, allow_pickle=True) as archive:  # plain NumPy 2 load works
-        data = archive["data"]
-    assert data.dtype == object and data.shape == (5,)
+    with np.load(path, allow_pickle=False) as archive:  # plain arrays: no pickle needed to read it
+        assert sorted(archive.files) == ["depths", "shapes"]
+        assert archive["shapes"].tolist() == [[375, 1242]] * 5 and archive["depths"].dtype == np.float32
 
     depths = load_gt_depths(path)
     assert len(depths) == 5
@@ -52,13 +52,53 @@ def test_script_exports_loadable_ragged_npz(raw_mini, split_dir):
         np.testing.assert_array_equal(depth, expected)
 
 
-def test_ragged_maps_round_trip(tmp_path):
-    maps = [np.ones((375, 1242), np.float32), np.full((370, 1224), 2.0, np.float32)]
-    same = [np.ones((2, 3), np.float32)] * 3
-    assert to_object_array(same).shape == (3,)  # not [3, 2, 3] of Python floats
+def test_ragged_maps_round_trip_without_pickle(tmp_path):
+    rng = np.random.default_rng(0)
+    maps = [rng.random((375, 1242), np.float32), rng.random((370, 1224), np.float32), np.zeros((2, 3), np.float32)]
     loaded = load_gt_depths(save_gt_depths(tmp_path / "gt.npz", maps))
-    assert [d.shape for d in loaded] == [(375, 1242), (370, 1224)]
-    np.testing.assert_array_equal(loaded[1], maps[1])
+    assert [d.shape for d in loaded] == [(375, 1242), (370, 1224), (2, 3)]
+    for a, b in zip(loaded, maps):
+        np.testing.assert_array_equal(a, b)
+
+
+def monodepth2_gt_file(path, maps):
+    """gt_depths.npz as Monodepth2's export writes it: one 1-D object array under 'data' (pickled)."""
+    data = np.empty(len(maps), dtype=object)
+    for i, m in enumerate(maps):
+        data[i] = m
+    np.savez_compressed(path, data=data)
+    return path
+
+
+class Payload:
+    """Unpickling this creates a file: a stand-in for code run by a malicious download."""
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_monodepth2_pickled_gt_is_refused_by_default_and_read_with_allow_pickle(tmp_path):
+    maps = [np.ones((4, 6), np.float32), np.full((3, 5), 2.0, np.float32)]
+    path = monodepth2_gt_file(tmp_path / "gt_depths.npz", maps)
+    with pytest.raises(InputError, match=r"gt_depths\.npz is a pickled object array.*--allow_pickle"):
+        load_gt_depths(path, split="eigen")
+    loaded = load_gt_depths(path, allow_pickle=True)
+    assert [d.shape for d in loaded] == [(4, 6), (3, 5)] and float(loaded[1][0, 0]) == 2.0
+
+
+def test_malicious_gt_file_runs_no_code(tmp_path):
+    marker = tmp_path / "pwned"
+    data = np.empty(1, dtype=object)
+    data[0] = Payload(marker)
+    np.savez(tmp_path / "gt_depths.npz", data=data)
+    with pytest.raises(InputError, match="pickled"):
+        load_gt_depths(tmp_path / "gt_depths.npz")
+    assert not marker.exists()
+    # Negative control: the payload is live (NumPy's pickle load runs it), so the refusal above is what saved us.
+    np.load(tmp_path / "gt_depths.npz", allow_pickle=True)["data"]
+    assert marker.exists()
 
 
 def test_depth_png_source(tmp_path, split_dir):
