@@ -50,7 +50,6 @@ def _lanczos(x: np.ndarray) -> np.ndarray:
     return np.where(np.abs(x) < LANCZOS_SUPPORT, np.sinc(x) * np.sinc(x / LANCZOS_SUPPORT), 0.0)
 
 
-@functools.lru_cache(maxsize=64)
 def lanczos_weights(in_size: int, out_size: int) -> torch.Tensor:
     """[out_size, in_size] float64 matrix of Pillow's LANCZOS resampling along one axis.
 
@@ -70,14 +69,10 @@ def lanczos_weights(in_size: int, out_size: int) -> torch.Tensor:
     return torch.from_numpy(weights)
 
 
-_DEVICE_WEIGHTS: dict[tuple, torch.Tensor] = {}
-
-
-def _weights_on(in_size: int, out_size: int, like: torch.Tensor) -> torch.Tensor:
-    key = (in_size, out_size, like.device, like.dtype)
-    if key not in _DEVICE_WEIGHTS:  # built once per size and device: no host-to-device copy per step
-        _DEVICE_WEIGHTS[key] = lanczos_weights(in_size, out_size).to(like.device, like.dtype)
-    return _DEVICE_WEIGHTS[key]
+@functools.lru_cache(maxsize=64)
+def _weights_on(in_size: int, out_size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``lanczos_weights`` built once per size, device and dtype: no host-to-device copy per step."""
+    return lanczos_weights(in_size, out_size).to(device, dtype)
 
 
 def _to_8bit(x: torch.Tensor) -> torch.Tensor:
@@ -90,8 +85,8 @@ def lanczos_resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor
     Separable, horizontal pass first, each pass rounded to 8 bits as Pillow stores it; Pillow's fixed-point
     weights and the pass order are the only differences left (a small fraction of a grey level).
     """
-    x = _to_8bit(image @ _weights_on(image.shape[-1], width, image).T)
-    return _to_8bit(_weights_on(image.shape[-2], height, image) @ x)
+    x = _to_8bit(image @ _weights_on(image.shape[-1], width, image.device, image.dtype).T)
+    return _to_8bit(_weights_on(image.shape[-2], height, image.device, image.dtype) @ x)
 
 
 def pyramid(image: torch.Tensor, num_scales: int) -> list[torch.Tensor]:

@@ -119,8 +119,9 @@ def save_weights_folder(folder: str | os.PathLike, models: dict[str, nn.Module],
     leaves a mix of old and new files. ``encoder_meta`` (height, width, use_stereo) goes into encoder.pth.
     Raises TrainingError, and writes nothing, if a network holds a non-finite value.
     """
-    for name, model in models.items():
-        for key, tensor in unwrap(model).state_dict().items():
+    states = {name: clean_state_dict(unwrap(model).state_dict()) for name, model in models.items()}
+    for name, state in states.items():
+        for key, tensor in state.items():
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                 raise TrainingError(f"not saving {folder}: {name}.{key} holds non-finite values (the run has "
                                     "diverged); the previous checkpoints are kept as they are")
@@ -130,10 +131,9 @@ def save_weights_folder(folder: str | os.PathLike, models: dict[str, nn.Module],
     os.chmod(tmp, 0o755)
     old = None
     try:
-        for name, model in models.items():
-            state = clean_state_dict(unwrap(model).state_dict())
+        for name, state in states.items():
             if name == "encoder" and encoder_meta:
-                state.update(encoder_meta)
+                state = {**state, **encoder_meta}
             torch.save(state, tmp / f"{name}.pth")
         if optimizer is not None:
             torch.save(optimizer.state_dict(), tmp / f"{optimizer_name}.pth")

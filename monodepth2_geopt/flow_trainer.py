@@ -58,9 +58,6 @@ def parse_flow_sources(data_path: str, flow_data: list[str] | None) -> list[tupl
 
 def validate_flow_options(opt) -> None:
     validate_run_options(opt)
-    if opt.height % 32 or opt.width % 32:
-        raise InputError(f"--height {opt.height} and --width {opt.width} must both be multiples of 32 "
-                         "(the encoder downsamples by 32); e.g. --height 192 --width 640")
     if opt.use_stereo:
         raise InputError("--use_stereo does not apply to flow pretraining: it uses monocular frames only")
     ids = opt.frame_ids

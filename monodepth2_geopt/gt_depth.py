@@ -81,10 +81,9 @@ def load_gt_depths(path: str | Path, split: str = "<split>", allow_pickle: bool 
     try:
         with np.load(path, allow_pickle=allow_pickle) as archive:
             if "depths" in archive and "shapes" in archive:
-                flat, shapes = archive["depths"], archive["shapes"]
-                ends = np.cumsum([int(h) * int(w) for h, w in shapes])
-                return [np.asarray(flat[e - h * w:e], dtype=np.float32).reshape(h, w)
-                        for e, (h, w) in zip(ends, shapes.tolist())]
+                shapes = archive["shapes"].tolist()
+                maps = np.split(archive["depths"], np.cumsum([h * w for h, w in shapes])[:-1])
+                return [m.astype(np.float32, copy=False).reshape(shape) for m, shape in zip(maps, shapes)]
             if "data" not in archive:
                 raise InputError(f"{path} has neither 'depths'/'shapes' nor Monodepth2's 'data'; {recreate}")
             data = archive["data"]

@@ -168,9 +168,10 @@ class DepthPredictor:
         disp = self.decoder(self.encoder(x.to(self.device)))[("disp", 0)]
         scaled, _ = disp_to_depth(disp, self.min_depth, self.max_depth)
         out = scaled.float().cpu().numpy()
-        if not np.isfinite(out).all():
+        finite = np.isfinite(out)
+        if not finite.all():
             raise InputError(f"{self.weights_folder}: the prediction has non-finite values "
-                             f"({1 - np.isfinite(out).mean():.0%} of pixels), so the weights are broken (a "
+                             f"({1 - finite.mean():.0%} of pixels), so the weights are broken (a "
                              "diverged run?); nothing was written")
         return out
 

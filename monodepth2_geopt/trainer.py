@@ -43,7 +43,7 @@ def total_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 
 def validate_run_options(opt) -> None:
-    """The numeric options every training run shares (train.py and pretrain_flow.py), before any work."""
+    """The options every training run shares (train.py and pretrain_flow.py), checked before any work."""
     checks = [("--learning_rate", opt.learning_rate, math.isfinite(opt.learning_rate) and opt.learning_rate > 0,
                "a finite number > 0, e.g. 1e-4"),
               ("--batch_size", opt.batch_size, opt.batch_size >= 1, "at least 1"),
@@ -54,14 +54,14 @@ def validate_run_options(opt) -> None:
     for flag, value, ok, want in checks:
         if not ok:
             raise InputError(f"{flag} {value}: must be {want}")
+    if opt.height % 32 or opt.width % 32:
+        raise InputError(f"--height {opt.height} and --width {opt.width} must both be multiples of 32 "
+                         "(the encoder downsamples by 32); e.g. --height 192 --width 640")
 
 
 def validate_options(opt) -> None:
     """Reject bad flag combinations with one clear message each."""
     validate_run_options(opt)
-    if opt.height % 32 or opt.width % 32:
-        raise InputError(f"--height {opt.height} and --width {opt.width} must both be multiples of 32 "
-                         "(the encoder downsamples by 32); e.g. --height 192 --width 640")
     if not opt.frame_ids or opt.frame_ids[0] != 0:
         raise InputError(f"--frame_ids must start with 0 (the target frame), got {opt.frame_ids}")
     if len(set(opt.frame_ids)) != len(opt.frame_ids):
