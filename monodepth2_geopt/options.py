@@ -113,10 +113,20 @@ class MonodepthOptions:
                             "encoder.pth) loaded into the depth encoder before training")
         g.add_argument("--geopt_pose", action="store_true",
                        help="also initialise the pose encoder from the pretrained motion encoder")
+        g.add_argument("--resume", type=str, default=None,
+                       help="continue an interrupted run exactly where it stopped (weights, Adam, schedule, epoch, "
+                            "step, RNG states, data order): 'last' (this --model_name's latest checkpoint), a run "
+                            "folder <log_dir>/<model_name>, or a models/last or models/weights_N folder")
+        g.add_argument("--overwrite", action="store_true",
+                       help="allow replacing existing outputs (a run folder with checkpoints, a split, ground "
+                            "truth, a cache, a synthetic world, predictions); without it such commands refuse")
 
         g = p.add_argument_group("LOGGING options")
         g.add_argument("--log_frequency", type=int, default=250, help="number of batches between each tensorboard log")
         g.add_argument("--save_frequency", type=int, default=1, help="number of epochs between each save")
+        g.add_argument("--save_every_steps", type=int, default=1000,
+                       help="also write models/last (everything --resume needs) every this many steps, and on "
+                            "Ctrl-C / SIGTERM; 0: only at the end of each epoch")
         g.add_argument("--no_progress", action="store_true", help="disable the progress bar")
 
         g = p.add_argument_group("EVALUATION options")
