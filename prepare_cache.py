@@ -10,7 +10,7 @@ from monodepth2_geopt.options import MonodepthOptions
 def main():
     from monodepth2_geopt.datasets import DATASETS
     from monodepth2_geopt.image_cache import build_cache
-    from monodepth2_geopt.trainer import split_file_lines
+    from monodepth2_geopt.depth_task import split_file_lines
 
     opt = MonodepthOptions("Build the pre-resized image cache").parse()
     if not opt.image_cache:

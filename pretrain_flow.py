@@ -12,10 +12,10 @@ from monodepth2_geopt.options import MonodepthOptions
 
 
 def main():
-    from monodepth2_geopt.flow_trainer import FlowTrainer
+    from monodepth2_geopt.flow_task import flow_trainer
 
     opts = MonodepthOptions(task="flow").parse()
-    FlowTrainer(opts).train()
+    flow_trainer(opts).train()
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import common
 import numpy as np
 import torch
 
-from monodepth2_geopt.experiments import (MODE_FLAGS, _batches, evaluate_weights, make_trainer, prepare_synthetic,
+from monodepth2_geopt.experiments import (MODE_FLAGS, evaluate_weights, make_trainer, prepare_synthetic,
                                           train_steps)
 from monodepth2_geopt.flow_diagnostics import diagnose_samples, ground_truth_samples
 
@@ -92,19 +92,15 @@ def diagnostics(trainer, samples, kind):
 
 def curve(trainer, samples, kind, steps, every, label):
     """Train ``steps`` steps, with diagnostics every ``every`` steps; rows [label, step, seconds, *diag]."""
-    rows, batches, start, trained = [], _batches(trainer.train_loader), time.time(), 0.0
-    trainer.set_train()
-    for i in range(steps + 1):
-        if i % every == 0 or i == steps:
-            d = diagnostics(trainer, samples, kind)
-            rows.append([label, i, round(trained), *diag_row(d)])
-            print(rows[-1], flush=True)
-        if i == steps:
-            break
-        t = time.time()
-        trainer.train_step(next(batches))
-        trainer.step += 1
-        trained += time.time() - t
+    rows, start, trained = [], time.time(), 0.0
+    for i in sorted(set(range(0, steps, every)) | {steps}):
+        if i > trainer.step:
+            t = time.time()
+            trainer.train(max_steps=i, save_at_stop=i == steps)  # the one training loop, continued per round
+            trained += time.time() - t
+        d = diagnostics(trainer, samples, kind)
+        rows.append([label, i, round(trained), *diag_row(d)])
+        print(rows[-1], flush=True)
     print(f"{label}: {time.time() - start:.0f} s with diagnostics", flush=True)
     return rows
 

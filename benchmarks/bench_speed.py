@@ -48,11 +48,11 @@ def build(mode: str, args, extra: list[str]):
     if args.no_cuda:
         base.append("--no_cuda")
     if mode == "flow":
-        from monodepth2_geopt.flow_trainer import FlowTrainer
-        return FlowTrainer(MonodepthOptions().parse(base + extra))
-    from monodepth2_geopt.trainer import Trainer
+        from monodepth2_geopt.flow_task import flow_trainer
+        return flow_trainer(MonodepthOptions().parse(base + extra))
+    from monodepth2_geopt.depth_task import depth_trainer
     mode_flags = {"M": [], "MS": ["--use_stereo"], "S": ["--use_stereo", "--frame_ids", "0"]}[mode]
-    return Trainer(MonodepthOptions().parse(base + mode_flags + extra))
+    return depth_trainer(MonodepthOptions().parse(base + mode_flags + extra))
 
 
 def measure(trainer, steps: int, warmup: int) -> dict:

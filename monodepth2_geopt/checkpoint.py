@@ -267,3 +267,144 @@ def load_depth_model(weights_folder: str | os.PathLike, device: torch.device | s
         if key in meta:
             meta[key] = int(meta[key])
     return encoder.to(device).eval(), decoder.to(device).eval(), meta
+
+
+# ---------------------------------------------------------------------------------------------------- run folders
+TRAINER_STATE = "trainer_state.pth"
+
+
+def checkpoint_folders(models_dir: str | os.PathLike) -> list[Path]:
+    """``weights_<N>`` (by N) and ``last`` folders under ``<run>/models``."""
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        return []
+    numbered = []
+    for p in models_dir.iterdir():
+        if p.is_dir() and p.name.startswith("weights_") and p.name[len("weights_"):].isdigit():
+            numbered.append((int(p.name[len("weights_"):]), p))
+    found = [p for _, p in sorted(numbered)]
+    if (models_dir / "last").is_dir():
+        found.append(models_dir / "last")
+    return found
+
+
+def read_trainer_state(folder: str | os.PathLike) -> dict:
+    """The ``trainer_state.pth`` of a checkpoint folder (plain values and tensors: read with weights_only)."""
+    path = Path(folder) / TRAINER_STATE
+    if not path.is_file():
+        raise InputError(f"{folder} has no {TRAINER_STATE}: it cannot be resumed exactly (it was written by "
+                         "Monodepth2 or an older version); start a new run from it with --load_weights_folder")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise InputError(f"cannot read {path} ({type(err).__name__}); it is damaged or not a trainer state: "
+                         "resume from another checkpoint folder") from None
+    if not isinstance(state, dict) or "step" not in state:
+        raise InputError(f"{path} is not a trainer state")
+    return state
+
+
+def find_resume_checkpoint(spec: str, run_dir: str | os.PathLike) -> Path:
+    """The checkpoint folder ``--resume spec`` names: ``last`` (the latest resumable checkpoint of ``run_dir``),
+    a run folder (its latest), or a ``models/last`` / ``models/weights_N`` folder itself."""
+    run_dir = Path(run_dir)
+    path = run_dir if spec == "last" else Path(os.path.expanduser(spec))
+    if (path / TRAINER_STATE).is_file():
+        return path
+    models_dir = path / "models" if (path / "models").is_dir() else path
+    candidates = [p for p in checkpoint_folders(models_dir) if (p / TRAINER_STATE).is_file()]
+    if not candidates:
+        where = f"{run_dir} (from --log_dir and --model_name)" if spec == "last" else str(path)
+        raise InputError(f"--resume {spec}: no resumable checkpoint in {where}; a checkpoint folder holds "
+                         f"{TRAINER_STATE} (train.py and pretrain_flow.py write one into models/last and every "
+                         "models/weights_N)")
+    return max(candidates, key=lambda p: int(read_trainer_state(p)["step"]))
+
+
+def clear_run_folder(run_dir: str | os.PathLike) -> int:
+    """Delete a run's checkpoint folders and TensorBoard folders (``--overwrite``); returns how many."""
+    run_dir = Path(run_dir)
+    doomed = checkpoint_folders(run_dir / "models") + [run_dir / m for m in ("train", "val") if (run_dir / m).is_dir()]
+    for p in doomed:
+        shutil.rmtree(p)
+    return len(doomed)
+
+
+def recover_checkpoint_folders(models_dir: str | os.PathLike) -> list[str]:
+    """Finish or undo what a kill during ``save_weights_folder`` left: a ``.<name>.old`` whose ``<name>`` is gone
+    is put back (the kill fell between the two renames); temporary ``.<name>.*`` folders are deleted.
+    Returns a line per action."""
+    models_dir = Path(models_dir)
+    actions = []
+    if not models_dir.is_dir():
+        return actions
+    for p in sorted(models_dir.iterdir()):
+        if not (p.is_dir() and p.name.startswith(".")):
+            continue
+        if p.name.endswith(".old"):
+            target = models_dir / p.name[1:-len(".old")]
+            if not target.exists():
+                os.replace(p, target)
+                actions.append(f"restored {target.name} (a save was interrupted between its two renames)")
+                continue
+        shutil.rmtree(p, ignore_errors=True)
+        actions.append(f"removed the unfinished temporary folder {p.name}")
+    return actions
+
+
+class RunLock:
+    """``<run>/run.lock`` holding PID, host and start time: one run writes into a run folder at a time.
+
+    A lock whose process is gone (same host, PID not alive) is stale and taken over; a lock of this very process
+    (e.g. a second Trainer in one Python session) is taken over too.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.path = Path(run_dir) / "run.lock"
+        self.held = False
+
+    def acquire(self) -> None:
+        import socket
+        import time as _time
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        host, pid = socket.gethostname(), os.getpid()
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                if owner is None or (owner[1] == host and (owner[0] == pid or not _pid_alive(owner[0]))):
+                    self.path.unlink(missing_ok=True)  # stale: its process is gone
+                    continue
+                raise InputError(f"{self.path.parent} is in use by another run (pid {owner[0]} on {owner[1]}, since "
+                                 f"{owner[2]}); wait for it, choose another --model_name, or delete {self.path} if "
+                                 "that run is gone") from None
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{pid}\n{host}\n{_time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            self.held = True
+            return
+        raise InputError(f"cannot take the lock {self.path}; delete it if no run uses this folder")
+
+    def _owner(self):
+        try:
+            pid, host, since = self.path.read_text().splitlines()[:3]
+            return int(pid), host, since
+        except (OSError, ValueError):
+            return None
+
+    def release(self) -> None:
+        if self.held:
+            owner = self._owner()
+            if owner is not None and owner[0] == os.getpid():
+                self.path.unlink(missing_ok=True)
+            self.held = False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

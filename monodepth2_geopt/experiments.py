@@ -17,49 +17,46 @@ from monodepth2_geopt.options import MonodepthOptions
 MODE_FLAGS = {"M": [], "S": ["--use_stereo", "--frame_ids", "0"], "MS": ["--use_stereo"]}
 
 
-def _batches(loader):
-    while True:
-        for batch in loader:
-            yield batch
-
-
 def train_steps(trainer, steps: int, lr: float | None = None) -> dict:
-    """Run ``steps`` optimisation steps of a Trainer/FlowTrainer (cycling its loader); save; return stats.
+    """Run ``steps`` optimisation steps in all with the training loop (``Trainer.train(max_steps=steps)``), save,
+    return stats: seconds, the mean loss of the first and last 5 steps, the weights folder written.
 
     ``lr``: learning rate for these steps (otherwise the option's, or the one adam.pth restored on resuming).
     """
     if lr is not None:
         for group in trainer.model_optimizer.param_groups:
             group["lr"] = lr
-    trainer.set_train()
-    batches = _batches(trainer.train_loader)
-    first, last = [], []
+    trainer.loss_history = []
     start = time.time()
-    for i in range(steps):
-        _, _, losses = trainer.train_step(next(batches))
-        if i < 5:
-            first.append(float(losses["loss"].detach()))
-        if i >= steps - 5:
-            last.append(float(losses["loss"].detach()))
-        trainer.step += 1
-    trainer.model_lr_scheduler.step()
-    trainer.epoch = 0
-    trainer.save_model()
+    weights = trainer.train(max_steps=trainer.step + steps)
+    losses = [float(v) for v in trainer.loss_history]
+    trainer.loss_history = None
+    first, last = losses[:5], losses[-5:]
     return {"seconds": time.time() - start, "first_loss": sum(first) / max(len(first), 1),
-            "last_loss": sum(last) / max(len(last), 1),
-            "weights": Path(trainer.log_path) / "models" / "weights_0"}
+            "last_loss": sum(last) / max(len(last), 1), "weights": weights}
+
+
+# A run's budget is counted in steps, so by default the learning rate is constant (no epoch-based decay), only
+# step 0 is logged and only the end is saved; the arguments can set any of these.
+BUDGET_DEFAULTS = {"--scheduler_step_size": "1000000", "--log_frequency": "1000000", "--num_epochs": "1000000",
+                   "--save_frequency": "1000000", "--save_every_steps": "0"}
 
 
 def make_trainer(args: list[str], flow: bool = False):
-    opt = MonodepthOptions(task="flow" if flow else "depth").parse([str(a) for a in args])
+    """The training loop for ``train.py`` (or ``pretrain_flow.py`` with ``flow``) arguments, for a step budget
+    (``BUDGET_DEFAULTS``); it replaces an earlier run of the same ``--model_name`` unless ``--resume`` is given."""
+    args = [str(a) for a in args]
+    for flag, value in BUDGET_DEFAULTS.items():
+        if flag not in args:
+            args += [flag, value]
+    if "--resume" not in args and "--overwrite" not in args:
+        args.append("--overwrite")  # an experiment owns its run folders: a rerun replaces them
+    opt = MonodepthOptions(task="flow" if flow else "depth").parse(args)
     if flow:
-        from monodepth2_geopt.flow_trainer import FlowTrainer
-        trainer = FlowTrainer(opt)
-    else:
-        from monodepth2_geopt.trainer import Trainer
-        trainer = Trainer(opt)
-    trainer.step, trainer.epoch = 0, 0
-    return trainer
+        from monodepth2_geopt.flow_task import flow_trainer
+        return flow_trainer(opt)
+    from monodepth2_geopt.depth_task import depth_trainer
+    return depth_trainer(opt)
 
 
 def save_initial(trainer, folder: str | os.PathLike) -> Path:

@@ -28,7 +28,7 @@ from monodepth2_geopt.splits import parse_split_line, readlines
 KITTI_OUTLIER_PX = 3.0  # KITTI Fl: an outlier has EPE > 3 px and > 5 % of the ground-truth magnitude
 KITTI_OUTLIER_REL = 0.05
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
-# Flow default: per-source minimum without auto-masking (see FlowTrainer and --flow_automask).
+# Flow default: per-source minimum without auto-masking (see flow_task.FlowTask and --flow_automask).
 FLOW_LOSS_CONFIG = MinReprojectionConfig(automask=False)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from monodepth2_geopt.layers import SSIM
 
@@ -91,3 +92,43 @@ def min_reprojection_loss(warped: list[torch.Tensor], sources: list[torch.Tensor
     if cfg.automask:
         selection = (idxs > identity.shape[1] - 1).float()
     return to_optimise.mean(), selection, to_optimise
+
+
+def depth_objective(warped: dict, colors: dict, disps: dict, sources: list, scales: list[int],
+                    cfg: MinReprojectionConfig, smoothness: float, v1_multiscale: bool = False,
+                    masks: dict | None = None) -> tuple[torch.Tensor, dict, dict]:
+    """Monodepth2's self-supervised objective: per scale, the minimum reprojection loss (with auto-masking and an
+    optional predictive mask) plus the edge-aware smoothness of the mean-normalised disparity / 2**scale;
+    the mean over scales.
+
+    Args:
+        warped: ``(frame_id, scale) -> [B, 3, H, W]`` sources warped into the target view.
+        colors: ``(frame_id, scale) -> [B, 3, H_s, W_s]`` the image pyramid; frame 0 is the target.
+        disps: ``scale -> [B, 1, H_s, W_s]`` predicted disparities (the smoothness is computed at their scale).
+        sources: the source frame ids (e.g. ``[-1, 1, "s"]``).
+        v1_multiscale: compare at each scale's resolution (Monodepth's v1 behaviour); otherwise every scale's
+            depth was upsampled and is compared at scale 0 (Monodepth2).
+        masks: ``scale -> [B, len(sources), H, W]`` predictive masks at the comparison resolution, or None.
+    Returns:
+        (loss, per-scale losses ``{"loss/<s>": ...}``, auto-mask selections ``scale -> [B, H, W]``).
+    """
+    per_scale, selections, total = {}, {}, 0.0
+    identity = {}  # auto-masking errors per comparison resolution, shared by the scales that use it
+    for scale in scales:
+        source_scale = scale if v1_multiscale else 0
+        target = colors[(0, source_scale)]
+        unwarped = [colors[(f, source_scale)] for f in sources]
+        if cfg.automask and source_scale not in identity:
+            identity[source_scale] = identity_reprojection_errors(unwarped, target, cfg.no_ssim)
+        mask = None if masks is None else masks[scale]
+        loss, selection, _ = min_reprojection_loss([warped[(f, scale)] for f in sources], unwarped, target, cfg,
+                                                   mask, identity.get(source_scale))
+        if mask is not None:  # keeps the mask from collapsing to 0 (Zhou et al. 2017)
+            loss = loss + 0.2 * F.binary_cross_entropy(mask, torch.ones_like(mask))
+        if selection is not None:
+            selections[scale] = selection
+        smooth = normalised_smooth_loss(disps[scale], colors[(0, scale)])
+        loss = loss + smoothness * smooth / (2 ** scale)
+        total = total + loss
+        per_scale[f"loss/{scale}"] = loss
+    return total / len(scales), per_scale, selections

@@ -251,3 +251,23 @@ def flow_direction_cosine(flow_a: torch.Tensor, flow_b: torch.Tensor, eps: float
     a, b = flow_a.float().flatten(1), flow_b.float().flatten(1)
     cos = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(eps)
     return cos.mean()
+
+
+def training_depth_errors(gt: torch.Tensor, pred_depth: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Monodepth2's training-time monitor on a batch with ground truth: ``pred_depth`` [B, 1, h, w] is
+    bilinearly resized to the GT's size and clamped, then the Eigen crop, gt > 0, one median scale for the
+    whole batch, and the metrics over all the batch's valid pixels together. Not the evaluation protocol
+    (per-image median scaling, ``evaluate_depth_map``): a cheap trend line, as Monodepth2 logs it.
+
+    Convention where it bites: ``torch.median`` is the *lower* median of an even count (Monodepth2's training
+    code), where ``median_scale`` interpolates. Returns 0-d tensors (no host sync); empty dict without valid GT.
+    """
+    pred = torch.nn.functional.interpolate(pred_depth.detach(), gt.shape[-2:], mode="bilinear",
+                                           align_corners=False).clamp(MIN_DEPTH, MAX_DEPTH)
+    crop = torch.from_numpy(eigen_crop_mask(*gt.shape[-2:])).to(gt.device)
+    mask = (gt > 0) & crop
+    gt_v, pred_v = gt[mask], pred[mask]
+    if gt_v.numel() == 0:
+        return {}
+    pred_v = (pred_v * torch.median(gt_v) / torch.median(pred_v)).clamp(MIN_DEPTH, MAX_DEPTH)
+    return compute_depth_errors(gt_v, pred_v)

@@ -1,37 +1,51 @@
-"""Monodepth2 training (M, S, MS) on modern PyTorch: models, pose, warping, losses, logging, checkpoints.
+"""The one training loop. It knows nothing of depth or flow: a ``Task`` (``depth_task.DepthTask``,
+``flow_task.FlowTask``) brings the networks, the data, the objective and its monitoring.
 
-The loss maths live in ``losses.py`` and ``geometry.py``; this class only orchestrates. Differences from
-Monodepth2 that change numbers are deliberate fixes (see README "What we fixed"): ``grid_sample`` uses
-``align_corners=True`` to match the pixel normalisation, and the LR schedule steps after each epoch, so the
-run really has ``scheduler_step_size`` epochs at the initial rate.
+The loop owns the runtime (device, DDP, seed, bf16 autocast, channels_last), Adam + StepLR, epochs and steps,
+the non-finite guard, validation cadence, TensorBoard, checkpoints and exact resume:
+
+- ``models/weights_<epoch>`` after every ``--save_frequency`` epochs (Monodepth2's layout) and ``models/last``
+  every ``--save_every_steps`` steps and on Ctrl-C / SIGTERM. Both also hold ``trainer_state.pth``: epoch, step,
+  position in the epoch's data order, the scheduler, the RNG states (Python, NumPy, torch, CUDA, augmentation)
+  and the non-finite counters, so ``--resume`` continues bit for bit (CPU, ``--num_workers 0``; with loader
+  workers the data order is exact, the workers' own augmentation draws are not).
+- The LR schedule steps after each epoch, so the run really has ``scheduler_step_size`` epochs at the initial
+  rate (Monodepth2 stepped it first; see README "What we fixed").
+- A run folder that holds checkpoints is never started into again without ``--resume`` or ``--overwrite``, and a
+  lock file (PID, host) keeps a second run out of it.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
+import random
+import signal
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
+import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from tensorboardX import SummaryWriter
 from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import Sampler
 from tqdm import tqdm
 
-from monodepth2_geopt import checkpoint, geometry, networks
+from monodepth2_geopt import checkpoint
 from monodepth2_geopt.batch import prepare_batch
-from monodepth2_geopt.datasets import DATASETS
 from monodepth2_geopt.errors import InputError, TrainingError
-from monodepth2_geopt.losses import (MinReprojectionConfig, identity_reprojection_errors, min_reprojection_loss,
-                                     normalised_smooth_loss)
-from monodepth2_geopt.metrics import MAX_DEPTH, MIN_DEPTH, compute_depth_errors, eigen_crop_mask
-from monodepth2_geopt.splits import readlines, resolve_split_dir
-from monodepth2_geopt.utils import (init_distributed, make_loader, normalize_image, pick_device,
-                                    sec_to_hm_str, seed_everything)
+from monodepth2_geopt.utils import (DistInfo, init_distributed, make_loader, pick_device, sec_to_hm_str,
+                                    seed_everything)
 
-DEPTH_METRIC_NAMES = ["de/abs_rel", "de/sq_rel", "de/rms", "de/log_rms", "da/a1", "da/a2", "da/a3"]
+LOG_EVERY_LATE = 2000  # after this many steps, log (and validate) every 2000 steps only (Monodepth2's cadence)
+# Options that may change between an interrupted run and its --resume (everything else must match).
+RESUME_MAY_CHANGE = frozenset({
+    "resume", "overwrite", "num_epochs", "num_workers", "no_progress", "log_frequency", "save_frequency",
+    "save_every_steps", "data_path", "log_dir", "no_cuda", "compile", "image_cache", "max_nonfinite_steps",
+    "load_weights_folder", "geopt_weights", "flow_data", "flow_eval_path", "flow_val_split", "json"})
 
 
 def total_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -50,6 +64,9 @@ def validate_run_options(opt) -> None:
               ("--num_epochs", opt.num_epochs, opt.num_epochs >= 1, "at least 1"),
               ("--num_workers", opt.num_workers, opt.num_workers >= 0, "0 or more"),
               ("--log_frequency", opt.log_frequency, opt.log_frequency >= 1, "at least 1"),
+              ("--save_frequency", opt.save_frequency, opt.save_frequency >= 1, "at least 1"),
+              ("--save_every_steps", opt.save_every_steps, opt.save_every_steps >= 0, "0 (off) or more"),
+              ("--scheduler_step_size", opt.scheduler_step_size, opt.scheduler_step_size >= 1, "at least 1"),
               ("--max_nonfinite_steps", opt.max_nonfinite_steps, opt.max_nonfinite_steps >= 1, "at least 1")]
     for flag, value, ok, want in checks:
         if not ok:
@@ -57,86 +74,190 @@ def validate_run_options(opt) -> None:
     if opt.height % 32 or opt.width % 32:
         raise InputError(f"--height {opt.height} and --width {opt.width} must both be multiples of 32 "
                          "(the encoder downsamples by 32); e.g. --height 192 --width 640")
+    if opt.resume and opt.overwrite:
+        raise InputError("--resume continues a run and --overwrite starts it again: pass one of them")
+    if opt.resume and opt.load_weights_folder:
+        raise InputError("--resume restores the weights itself; --load_weights_folder is for fine-tuning a new run "
+                         "from other weights: pass one of them")
 
 
-def validate_options(opt) -> None:
-    """Reject bad flag combinations with one clear message each."""
-    validate_run_options(opt)
-    if not opt.frame_ids or opt.frame_ids[0] != 0:
-        raise InputError(f"--frame_ids must start with 0 (the target frame), got {opt.frame_ids}")
-    if len(set(opt.frame_ids)) != len(opt.frame_ids):
-        raise InputError(f"--frame_ids has duplicates: {opt.frame_ids}")
-    if opt.frame_ids == [0] and not opt.use_stereo:
-        raise InputError("--frame_ids 0 alone needs --use_stereo (S mode): there is no source frame to warp")
-    if not set(opt.scales) <= {0, 1, 2, 3}:
-        raise InputError(f"--scales must be a subset of 0 1 2 3, got {opt.scales}")
-    if opt.automask_warmup < 0:
-        raise InputError(f"--automask_warmup must be >= 0 steps, got {opt.automask_warmup}")
-    if opt.init_depth is not None and not opt.min_depth < opt.init_depth < opt.max_depth:
-        raise InputError(f"--init_depth {opt.init_depth} must lie strictly between --min_depth {opt.min_depth} "
-                         f"and --max_depth {opt.max_depth}")
-    if opt.automask_warmup and opt.disable_automasking:
-        raise InputError("--automask_warmup has no effect with --disable_automasking; drop one of them")
-    if opt.predictive_mask and not opt.disable_automasking:
-        raise InputError("--predictive_mask needs --disable_automasking (the two masks are alternatives)")
+# ---------------------------------------------------------------------------------------------------- tasks
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how a run computes: the process group, the device and the precision flags."""
+    dist: DistInfo
+    device: torch.device
+    amp: bool
+    channels_last: bool
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
 
 
-def split_file_lines(split: str, name: str) -> list[str]:
-    path = resolve_split_dir(split) / f"{name}_files.txt"
-    lines = [ln for ln in readlines(path) if ln.strip()]
-    if not lines:
-        raise InputError(f"split file {path} is empty: list frames as 'folder frame_index side' "
-                         "(make one with `python make_split.py`)")
-    return lines
+@dataclass
+class TaskData:
+    """What a task's ``build_data`` returns. ``val_dataset``: the loop draws one validation batch from it at each
+    log step (depth); tasks with a fixed validation batch (flow) keep it themselves and leave this None."""
+    train_dataset: object
+    sampler: Sampler | None = None  # None: shuffled (DistributedSampler under torchrun)
+    val_dataset: object = None
+    description: str = ""  # the banner's data line
 
 
+class Task(Protocol):
+    """One training objective plugged into ``Trainer``. ``forward`` runs under no autocast of the loop's: the task
+    decides what runs in bf16 (the networks) and what stays fp32 (geometry, losses).
+
+    ``losses["loss"]`` is the objective; every other entry is a scalar logged to TensorBoard.
+    """
+    opt: object
+    kind: str  # "depth" / "flow": banners and the script that resumes the run
+    num_scales_in_batch: int
+
+    def validate_options(self) -> None: ...
+    def build_data(self, rt: Runtime) -> TaskData: ...
+    def build_models(self) -> dict[str, nn.Module]: ...
+    def init_weights(self, models: dict[str, nn.Module], log) -> None: ...
+    def forward(self, nets: dict[str, nn.Module], inputs: dict, step: int) -> tuple[dict, dict]: ...
+    def batch_metrics(self, inputs: dict, outputs: dict) -> dict: ...
+    def log_images(self, writer, inputs: dict, outputs: dict, step: int) -> None: ...
+    def validate_extra(self, trainer: "Trainer") -> None: ...
+    def encoder_meta(self) -> dict: ...
+
+
+class ResumableSampler(Sampler[int]):
+    """Wraps a sampler and remembers each epoch's order, so a run can stop anywhere and continue at the same
+    index. The order is drawn from ``base`` when the epoch's iteration starts, exactly as the base sampler would
+    draw it (same RNG calls at the same moment), so wrapping changes no result."""
+
+    def __init__(self, base: Sampler):
+        self.base = base
+        self.order: torch.Tensor | None = None  # the current epoch's order, once drawn
+        self.start = 0  # where the next iteration begins in a restored order
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.base, "set_epoch"):
+            self.base.set_epoch(epoch)
+
+    def restore(self, order: torch.Tensor, start: int) -> None:
+        self.order, self.start = order, start
+
+    def new_epoch(self) -> None:
+        self.order, self.start = None, 0
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __iter__(self):
+        if self.order is None:
+            self.order = torch.tensor(list(iter(self.base)), dtype=torch.int64)
+        order, start = self.order, self.start
+        self.start = 0
+        return iter(order[start:].tolist())
+
+
+def _rng_state(aug_generator: torch.Generator) -> dict:
+    """Every RNG the training path draws from, as tensors and plain values (loadable with weights_only)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(), "torch": torch.get_rng_state(), "augment": aug_generator.get_state(),
+             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "gauss": float(gauss)}}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict, aug_generator: torch.Generator) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(state["torch"])
+    aug_generator.set_state(state["augment"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _options_dict(opt) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(opt).items()}
+
+
+# ---------------------------------------------------------------------------------------------------- the loop
 class Trainer:
-    def __init__(self, options):
+    def __init__(self, options, task: Task):
         self.opt = opt = options
-        validate_options(opt)
-        self.setup_runtime()
+        self.task = task
+        validate_run_options(opt)
+        task.validate_options()
+        self.rt = self.setup_runtime()
+        self.dist, self.device = self.rt.dist, self.rt.device
+        self.amp, self.channels_last = self.rt.amp, self.rt.channels_last
+        self.log_path = os.path.join(opt.log_dir, opt.model_name)
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.lock = None
+        self.resume_from = self.prepare_run_folder()  # refuse / lock before any long work
+        try:
+            self.build(task)
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
 
-        # Derived values live here; the options namespace stays as the user gave it.
-        self.frame_ids = list(opt.frame_ids) + (["s"] if opt.use_stereo else [])
-        self.num_scales = len(opt.scales)
-        self.num_input_frames = len(opt.frame_ids)
-        self.num_pose_frames = 2 if opt.pose_model_input == "pairs" else self.num_input_frames
-        self.use_pose_net = not (opt.use_stereo and opt.frame_ids == [0])
-        self.loss_cfg = MinReprojectionConfig(avg_reprojection=opt.avg_reprojection,
-                                              automask=not opt.disable_automasking, no_ssim=opt.no_ssim)
-        self.warmup_loss_cfg = dataclasses.replace(self.loss_cfg, automask=False)
-        self.step, self.epoch = 0, 0
+    def build(self, task: Task) -> None:
+        opt = self.opt
 
-        self.models = self.build_models()
-        if opt.geopt_weights:
-            self.load_geopt(opt.geopt_weights)
-        if opt.load_weights_folder:
-            self.load_model()
+        data = task.build_data(self.rt)  # before any weights: a wrong data path fails fast
+        self.train_dataset = data.train_dataset
+        self.models = task.build_models()
+        task.init_weights(self.models, self.log)
         self.setup_optimisation()
-
-        self.build_data()
+        self.build_loaders(data)
         self.setup_logging()
         self.log(f"Training model named: {opt.model_name} | models and tensorboard files in {self.log_path}\n"
                  f"Training is using: {self.device} (bf16 autocast {'on' if self.amp else 'off'}, "
                  f"channels_last {'on' if self.channels_last else 'off'}, {self.dist.world_size} process(es))\n"
-                 f"Using split: {opt.split} | {len(self.train_dataset)} training items and "
-                 f"{len(self.val_dataset)} validation items")
+                 f"{data.description}")
+        self.pending_rng = None
+        self.loss_history: list[torch.Tensor] | None = None  # experiments.train_steps records the losses
+        if self.resume_from is not None:
+            self.load_resume_state(self.resume_from)
 
     # ------------------------------------------------------------------ set-up
-    # The three set-up steps below are shared with FlowTrainer (pretraining).
-    def setup_runtime(self) -> None:
-        """Process group, device, seeding, precision flags and the run folder."""
+    def setup_runtime(self) -> Runtime:
+        """Process group, device, seeding and precision flags."""
         opt = self.opt
-        self.dist = init_distributed(not opt.no_cuda and torch.cuda.is_available())
-        self.device = pick_device(opt.no_cuda, self.dist)
-        seed_everything(opt.seed, self.dist.rank)
-        cuda = self.device.type == "cuda"
-        self.amp = opt.amp == "bf16" or (opt.amp == "auto" and cuda)
-        self.channels_last = opt.channels_last == "on" or (opt.channels_last == "auto" and cuda)
-        self.log_path = os.path.join(opt.log_dir, opt.model_name)
+        dist_info = init_distributed(not opt.no_cuda and torch.cuda.is_available())
+        device = pick_device(opt.no_cuda, dist_info)
+        seed_everything(opt.seed, dist_info.rank)
+        cuda = device.type == "cuda"
+        return Runtime(dist_info, device, amp=opt.amp == "bf16" or (opt.amp == "auto" and cuda),
+                       channels_last=opt.channels_last == "on" or (opt.channels_last == "auto" and cuda))
+
+    def prepare_run_folder(self) -> Path | None:
+        """Take the run folder's lock, repair an interrupted save, resolve --resume, and refuse to start a new run
+        into a folder that holds checkpoints (unless --overwrite)."""
+        opt = self.opt
+        run_dir = Path(self.log_path)
+        models_dir = run_dir / "models"
+        if self.dist.is_main:
+            self.lock = checkpoint.RunLock(run_dir)
+            self.lock.acquire()
+            for line in checkpoint.recover_checkpoint_folders(models_dir):
+                self.log(f"{models_dir}: {line}")
+        if opt.resume:
+            return checkpoint.find_resume_checkpoint(opt.resume, run_dir)
+        existing = checkpoint.checkpoint_folders(models_dir)
+        if existing and not opt.overwrite:
+            found = ", ".join(p.name for p in existing[:4]) + (", ..." if len(existing) > 4 else "")
+            raise InputError(f"{models_dir} already holds checkpoints ({found}): pass --resume last to continue that "
+                             "run, --overwrite to start it again (deletes them), or choose another --model_name")
+        if existing and self.dist.is_main:
+            removed = checkpoint.clear_run_folder(run_dir)
+            self.log(f"--overwrite: removed {removed} checkpoint and log folder(s) of the previous run in {run_dir}")
+        return None
 
     def setup_optimisation(self) -> None:
-        """Models to the device, Adam + StepLR (restored from adam.pth when resuming), DDP/compile wrappers."""
+        """Models to the device, Adam + StepLR (restored from adam.pth with --load_weights_folder), DDP/compile."""
         opt = self.opt
         for m in self.models.values():
             m.to(self.device)
@@ -149,44 +270,46 @@ class Trainer:
         self.model_optimizer = torch.optim.Adam(params, opt.learning_rate, fused=self.device.type == "cuda" or None)
         self.model_lr_scheduler = torch.optim.lr_scheduler.StepLR(self.model_optimizer, opt.scheduler_step_size, 0.1)
         if opt.load_weights_folder:
-            self.load_optimizer()
+            self.load_optimizer(Path(os.path.expanduser(opt.load_weights_folder)) / "adam.pth")
         self.nets = {k: self.wrap(m) for k, m in self.models.items()}
+
+    def build_loaders(self, data: TaskData) -> None:
+        opt, pin = self.opt, self.device.type == "cuda"
+        world = self.dist.world_size
+        if len(data.train_dataset) < opt.batch_size * world and data.sampler is None:
+            raise InputError(f"the training data has {len(data.train_dataset)} items, fewer than one batch "
+                             f"(--batch_size {opt.batch_size} x {world} process(es))")
+        base = data.sampler or make_loader(data.train_dataset, opt.batch_size, True, 0, self.dist).sampler
+        self.train_sampler = ResumableSampler(base)
+        self.train_loader = make_loader(data.train_dataset, opt.batch_size, True, opt.num_workers, self.dist,
+                                        drop_last=True, pin_memory=pin, sampler=self.train_sampler)
+        if len(self.train_loader) == 0:
+            raise InputError(f"the training data gives no full batch of --batch_size {opt.batch_size}")
+        self.num_steps_per_epoch = len(self.train_loader)
+        self.num_total_steps = self.num_steps_per_epoch * opt.num_epochs
+        self.val_loader = self.val_iter = None
+        self.val_drawn = 0  # batches drawn from the current pass over the validation data
+        if data.val_dataset is not None:
+            base = make_loader(data.val_dataset, opt.batch_size, True, 0).sampler
+            self.val_sampler = ResumableSampler(base)
+            self.val_loader = make_loader(data.val_dataset, opt.batch_size, True, min(opt.num_workers, 2),
+                                          drop_last=False, pin_memory=pin, sampler=self.val_sampler)
+            self.val_iter = iter(self.val_loader)
 
     def setup_logging(self) -> None:
         """TensorBoard writers and opt.json on rank 0; the generator of the GPU colour augmentation."""
         opt = self.opt
         self.writers = {}
         if self.dist.is_main:
-            self.writers = {mode: SummaryWriter(os.path.join(self.log_path, mode)) for mode in ("train", "val")}
+            purge = self.resume_step() if self.resume_from is not None else None
+            self.writers = {mode: SummaryWriter(os.path.join(self.log_path, mode), purge_step=purge)
+                            for mode in ("train", "val")}
             self.save_opts()
         self.aug_generator = torch.Generator().manual_seed(opt.seed if opt.seed is not None else
                                                            int(torch.initial_seed()) % 2 ** 31)
 
-    def build_models(self) -> dict[str, nn.Module]:
-        opt = self.opt
-        pretrained = opt.weights_init == "pretrained"
-        models = {"encoder": networks.ResnetEncoder(opt.num_layers, pretrained)}
-        models["depth"] = networks.DepthDecoder(models["encoder"].num_ch_enc, opt.scales)
-        if opt.init_depth is not None:  # (a --load_weights_folder depth.pth replaces this later)
-            models["depth"].init_output(geometry.depth_to_sigmoid(opt.init_depth, opt.min_depth, opt.max_depth))
-        if self.use_pose_net:
-            if opt.pose_model_type == "separate_resnet":
-                models["pose_encoder"] = networks.ResnetEncoder(opt.num_layers, pretrained, self.num_pose_frames)
-                # Monodepth2 hard-codes 2 predicted frames (kept: released pose.pth has 12 outputs); with
-                # --pose_model_input all and more than 2 source frames it needs one pose per source.
-                models["pose"] = networks.PoseDecoder(models["pose_encoder"].num_ch_enc, 1,
-                                                      max(2, self.num_pose_frames - 1))
-            elif opt.pose_model_type == "shared":
-                models["pose"] = networks.PoseDecoder(models["encoder"].num_ch_enc, self.num_pose_frames)
-            else:
-                models["pose"] = networks.PoseCNN(self.num_pose_frames)
-        if opt.predictive_mask:
-            models["predictive_mask"] = networks.DepthDecoder(models["encoder"].num_ch_enc, opt.scales,
-                                                              num_output_channels=len(self.frame_ids) - 1)
-        for m in models.values():  # ResNet's classifier is kept for checkpoint compatibility, never trained
-            if isinstance(m, networks.ResnetEncoder):
-                m.encoder.fc.requires_grad_(False)
-        return models
+    def resume_step(self) -> int:
+        return int(checkpoint.read_trainer_state(self.resume_from)["step"])
 
     def wrap(self, model: nn.Module) -> nn.Module:
         if self.opt.compile:
@@ -196,39 +319,7 @@ class Trainer:
             model = DDP(model, device_ids=ids)
         return model
 
-    def build_data(self) -> None:
-        opt = self.opt
-        dataset_cls = DATASETS[opt.dataset]
-        train_files = split_file_lines(opt.split, "train")
-        val_files = split_file_lines(opt.split, "val")
-        ext = ".png" if opt.png else ".jpg"
-        common = dict(num_scales=4, img_ext=ext, intrinsics=opt.intrinsics, stereo_baseline=opt.stereo_baseline,
-                      image_cache=opt.image_cache)
-        self.train_dataset = dataset_cls(opt.data_path, train_files, opt.height, opt.width, self.frame_ids,
-                                         is_train=True, **common)
-        # Ground truth for monitoring is read only for the validation batch, never on the training path.
-        probe = dataset_cls(opt.data_path, val_files, opt.height, opt.width, self.frame_ids, **common)
-        self.val_dataset = dataset_cls(opt.data_path, val_files, opt.height, opt.width, self.frame_ids,
-                                       load_depth=probe.check_depth(), **common)
-        self.train_dataset.load_color(*self._first_frame(self.train_dataset), False)  # fail fast, named
-        if len(self.train_dataset) < opt.batch_size * self.dist.world_size:
-            raise InputError(f"the training split has {len(self.train_dataset)} items, fewer than one batch "
-                             f"(--batch_size {opt.batch_size} x {self.dist.world_size} process(es))")
-        pin = self.device.type == "cuda"
-        self.train_loader = make_loader(self.train_dataset, opt.batch_size, True, opt.num_workers, self.dist,
-                                        drop_last=True, pin_memory=pin)
-        self.val_loader = make_loader(self.val_dataset, opt.batch_size, True, min(opt.num_workers, 2),
-                                      drop_last=False, pin_memory=pin)
-        self.val_iter = iter(self.val_loader)
-        self.num_total_steps = len(self.train_loader) * opt.num_epochs
-
-    @staticmethod
-    def _first_frame(dataset):
-        from monodepth2_geopt.splits import parse_split_line
-        folder, frame_index, side = parse_split_line(dataset.filenames[0])
-        return folder, frame_index, side
-
-    # ------------------------------------------------------------------ training loop
+    # ------------------------------------------------------------------ the loop
     def set_train(self):
         for m in self.nets.values():
             m.train()
@@ -237,54 +328,113 @@ class Trainer:
         for m in self.nets.values():
             m.eval()
 
-    def train(self):
-        self.epoch, self.step = 0, 0
+    def train(self, max_steps: int | None = None, save_at_stop: bool = True) -> Path | None:
+        """Train to the end of ``--num_epochs``, or until ``max_steps`` optimisation steps in all (the step budget of
+        ``experiments.train_steps``; a later call continues from there). Returns the last weights folder saved
+        (rank 0); ``save_at_stop=False``: no save when ``max_steps`` ends the call inside an epoch."""
+        opt = self.opt
+        if self.lock is not None and not self.lock.held:
+            self.lock.acquire()
         self.start_time = time.time()
-        total = self.num_total_steps * self.opt.batch_size * self.dist.world_size
-        self.bar = tqdm(total=total, unit="ex", unit_scale=True, dynamic_ncols=True,
-                        disable=self.opt.no_progress or not self.dist.is_main)
-        for self.epoch in range(self.opt.num_epochs):
-            self.run_epoch()
-            self.model_lr_scheduler.step()  # after the epoch's optimizer steps: 15 full epochs at the initial LR
-            if (self.epoch + 1) % self.opt.save_frequency == 0 or self.epoch + 1 == self.opt.num_epochs:
-                self.save_model()
-        self.bar.close()
-        for w in self.writers.values():
-            w.close()
+        self.start_step = self.step
+        total = self.num_total_steps if max_steps is None else min(max_steps, self.num_total_steps)
+        self.bar = tqdm(total=total * opt.batch_size * self.dist.world_size, unit="ex", unit_scale=True,
+                        dynamic_ncols=True, initial=self.step * opt.batch_size * self.dist.world_size,
+                        disable=opt.no_progress or not self.dist.is_main)
+        self.stop_signal = None
+        previous = self.install_signal_handlers()
+        saved = None
+        try:
+            while self.epoch < opt.num_epochs:
+                if not self.run_epoch(max_steps):  # max_steps reached inside the epoch
+                    if save_at_stop:
+                        saved = self.save_model(f"weights_{self.epoch}")
+                    break
+                self.model_lr_scheduler.step()  # after the epoch's steps: full epochs at the initial LR
+                self.epoch += 1
+                self.batch_in_epoch = 0
+                done = max_steps is not None and self.step >= max_steps
+                if self.epoch % opt.save_frequency == 0 or self.epoch == opt.num_epochs or (done and save_at_stop):
+                    saved = self.save_model(f"weights_{self.epoch - 1}")
+                elif opt.save_every_steps:
+                    self.save_last()
+                if done:
+                    break
+            return saved
+        except _StopRequested:
+            self.save_last()
+            signum = self.stop_signal
+            name = signal.Signals(signum).name
+            self.log(f"{name}: saved {Path(self.log_path) / 'models' / 'last'} at step {self.step} (epoch "
+                     f"{self.epoch}, batch {self.batch_in_epoch}). Continue with:\n  {self.resume_command()}")
+            raise SystemExit(128 + signum)
+        finally:
+            self.restore_signal_handlers(previous)
+            self.bar.close()
+            for w in self.writers.values():
+                w.close()
+            if getattr(self, "lock", None) is not None:
+                self.lock.release()
 
-    def run_epoch(self):
+    def run_epoch(self, max_steps: int | None) -> bool:
+        """The rest of the current epoch; False if ``max_steps`` ended it early."""
+        opt = self.opt
         self.set_train()
-        sampler = getattr(self.train_loader, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(self.epoch)
-        self.bar.set_description(f"epoch {self.epoch + 1}/{self.opt.num_epochs}")
-        for batch_idx, batch in enumerate(self.train_loader):
+        self.train_sampler.set_epoch(self.epoch)
+        self.bar.set_description(f"epoch {self.epoch + 1}/{opt.num_epochs}")
+        # Resuming, the RNGs continue from where the checkpoint left them. At an epoch start the loader's iterator
+        # draws from them (its base seed, then the epoch's order), as in the run that was not interrupted; in the
+        # middle of an epoch that run drew nothing here, so the new iterator's draw must come before the restore.
+        if self.pending_rng is not None and self.batch_in_epoch == 0:
+            _set_rng_state(self.pending_rng, self.aug_generator)
+            self.pending_rng = None
+        batches = iter(self.train_loader)
+        if self.pending_rng is not None:
+            _set_rng_state(self.pending_rng, self.aug_generator)
+            self.pending_rng = None
+        for batch in batches:
             before = time.time()
             inputs, outputs, losses = self.train_step(batch)
-            self.bar.update(self.opt.batch_size * self.dist.world_size)
-            early = batch_idx % self.opt.log_frequency == 0 and self.step < 2000
-            late = self.step % 2000 == 0
+            if self.loss_history is not None:
+                self.loss_history.append(losses["loss"].detach())
+            self.bar.update(opt.batch_size * self.dist.world_size)
+            early = self.batch_in_epoch % opt.log_frequency == 0 and self.step < LOG_EVERY_LATE
+            late = self.step % LOG_EVERY_LATE == 0
             if early or late:
                 self.check_nonfinite()  # every rank, at the same steps (their gradients are the same)
             if (early or late) and self.dist.is_main:
-                self.log_time(batch_idx, time.time() - before, float(losses["loss"].detach()))
+                self.log_time(self.batch_in_epoch, time.time() - before, float(losses["loss"].detach()))
                 if int(self.nonfinite_total):
                     self.log(f"  {int(self.nonfinite_total)} step(s) skipped so far: non-finite loss or gradients")
-                if "depth_gt" in inputs:
-                    self.compute_depth_losses(inputs, outputs, losses)
+                losses.update(self.task.batch_metrics(inputs, outputs))
                 self.log_tb("train", inputs, outputs, losses)
                 self.val()
             self.step += 1
+            self.batch_in_epoch += 1
+            if self.stop_signal is not None:
+                raise _StopRequested
+            if opt.save_every_steps and self.step % opt.save_every_steps == 0:
+                self.save_last()
+            if max_steps is not None and self.step >= max_steps and self.batch_in_epoch < self.num_steps_per_epoch:
+                # a later call continues this epoch's order where this one stopped
+                self.train_sampler.restore(self.train_sampler.order, self.batch_in_epoch * opt.batch_size)
+                return False
+        self.train_sampler.new_epoch()
+        return True
 
     def train_step(self, batch):
         """One optimisation step on a collated CPU batch; no host synchronisation."""
-        inputs = prepare_batch(batch, self.device, 4, augment=True, channels_last=self.channels_last,
-                               generator=self.aug_generator)
+        inputs = prepare_batch(batch, self.device, self.task.num_scales_in_batch, augment=True,
+                               channels_last=self.channels_last, generator=self.aug_generator)
         outputs, losses = self.process_batch(inputs)
         self.model_optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         self.guarded_optimizer_step(losses["loss"])
         return inputs, outputs, losses
+
+    def process_batch(self, inputs):
+        """The task's forward pass and objective through the (possibly wrapped) networks."""
+        return self.task.forward(self.nets, inputs, self.step)
 
     def guarded_optimizer_step(self, loss: torch.Tensor) -> None:
         """Adam's step, skipped when the loss or any gradient is NaN/inf: the weights and Adam's state stay.
@@ -318,162 +468,37 @@ class Trainer:
                 "or depth range, corrupt frames. The checkpoints saved so far are intact.")
 
     def autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
-
-    def process_batch(self, inputs):
-        opt = self.opt
-        with self.autocast():
-            if opt.pose_model_type == "shared":
-                b = inputs[("color_aug", 0, 0)].shape[0]
-                all_aug = torch.cat([inputs[("color_aug", i, 0)] for i in self.frame_ids])
-                all_features = [torch.split(f, b) for f in self.nets["encoder"](all_aug)]
-                features = {k: [f[i] for f in all_features] for i, k in enumerate(self.frame_ids)}
-                outputs = self.nets["depth"](features[0])
-            else:
-                features = {0: self.nets["encoder"](inputs[("color_aug", 0, 0)])}
-                outputs = self.nets["depth"](features[0])
-            if opt.predictive_mask:
-                mask_out = self.nets["predictive_mask"](features[0])
-                outputs.update({("predictive_mask", "disp", s): v for (_, s), v in mask_out.items()})
-            if self.use_pose_net:
-                outputs.update(self.predict_poses(inputs, features))
-        outputs = {k: v.float() for k, v in outputs.items()}
-        self.generate_images_pred(inputs, outputs)
-        losses = self.compute_losses(inputs, outputs)
-        return outputs, losses
-
-    def predict_poses(self, inputs, features):
-        """Relative camera poses target<->source; pairs are always fed in temporal order."""
-        opt, outputs = self.opt, {}
-        sources = [f for f in self.frame_ids[1:] if f != "s"]
-        if opt.pose_model_type == "shared":
-            feats = features
-        else:
-            feats = {f: inputs[("color_aug", f, 0)] for f in self.frame_ids if f != "s"}
-        if self.num_pose_frames == 2:
-            for f_i in sources:
-                pair = [feats[f_i], feats[0]] if f_i < 0 else [feats[0], feats[f_i]]
-                axisangle, translation = self.nets["pose"](self.pose_inputs(pair))
-                outputs[("axisangle", 0, f_i)] = axisangle
-                outputs[("translation", 0, f_i)] = translation
-                outputs[("cam_T_cam", 0, f_i)] = geometry.transformation_from_parameters(
-                    axisangle[:, 0].float(), translation[:, 0].float(), invert=(f_i < 0))
-        else:
-            axisangle, translation = self.nets["pose"](self.pose_inputs([feats[f] for f in [0] + sources]))
-            for i, f_i in enumerate(sources):
-                outputs[("axisangle", 0, f_i)] = axisangle[:, i:i + 1]
-                outputs[("translation", 0, f_i)] = translation[:, i:i + 1]
-                outputs[("cam_T_cam", 0, f_i)] = geometry.transformation_from_parameters(
-                    axisangle[:, i].float(), translation[:, i].float())
-        return outputs
-
-    def pose_inputs(self, frames):
-        kind = self.opt.pose_model_type
-        if kind == "shared":
-            return frames
-        stacked = torch.cat(frames, 1)
-        return [self.nets["pose_encoder"](stacked)] if kind == "separate_resnet" else stacked
-
-    def generate_images_pred(self, inputs, outputs):
-        """Warp every source frame into the target view with the predicted depth, at every loss scale."""
-        opt = self.opt
-        for scale in opt.scales:
-            disp = outputs[("disp", scale)]
-            if opt.v1_multiscale:
-                source_scale = scale
-            else:
-                disp = F.interpolate(disp, [opt.height, opt.width], mode="bilinear", align_corners=False)
-                source_scale = 0
-            _, depth = geometry.disp_to_depth(disp, opt.min_depth, opt.max_depth)
-            outputs[("depth", 0, scale)] = depth
-            for frame_id in self.frame_ids[1:]:
-                if frame_id == "s":
-                    T = inputs["stereo_T"]
-                elif opt.pose_model_type == "posecnn":
-                    # PoseCNN translation is scaled by the mean inverse depth (Wang et al., arXiv 1712.00175).
-                    mean_inv_depth = (1 / depth).mean(dim=(2, 3))
-                    T = geometry.transformation_from_parameters(
-                        outputs[("axisangle", 0, frame_id)][:, 0],
-                        outputs[("translation", 0, frame_id)][:, 0] * mean_inv_depth[:, None],
-                        invert=frame_id < 0)
-                else:
-                    T = outputs[("cam_T_cam", 0, frame_id)]
-                pix = geometry.rigid_pixels(depth, inputs[("K", source_scale)], inputs[("inv_K", source_scale)], T)
-                outputs[("color", frame_id, scale)] = geometry.sample(inputs[("color", frame_id, source_scale)],
-                                                                      pix, padding_mode="border")
-
-    def active_loss_cfg(self) -> MinReprojectionConfig:
-        """The reprojection-loss settings at the current step (auto-masking is off during --automask_warmup)."""
-        return self.warmup_loss_cfg if self.step < self.opt.automask_warmup else self.loss_cfg
-
-    def compute_losses(self, inputs, outputs):
-        opt, losses, total = self.opt, {}, 0.0
-        cfg = self.active_loss_cfg()
-        sources = self.frame_ids[1:]
-        identity = {}  # auto-masking errors per comparison resolution, shared by the scales that use it
-        for scale in opt.scales:
-            source_scale = scale if opt.v1_multiscale else 0
-            target = inputs[("color", 0, source_scale)]
-            if cfg.automask and source_scale not in identity:
-                identity[source_scale] = identity_reprojection_errors(
-                    [inputs[("color", f, source_scale)] for f in sources], target, opt.no_ssim)
-            mask = None
-            if opt.predictive_mask:
-                mask = outputs[("predictive_mask", "disp", scale)]
-                if not opt.v1_multiscale:
-                    mask = F.interpolate(mask, [opt.height, opt.width], mode="bilinear", align_corners=False)
-            loss, selection, _ = min_reprojection_loss(
-                [outputs[("color", f, scale)] for f in sources],
-                [inputs[("color", f, source_scale)] for f in sources], target, cfg, mask,
-                identity.get(source_scale))
-            if mask is not None:
-                loss = loss + 0.2 * F.binary_cross_entropy(mask, torch.ones_like(mask))
-            if selection is not None:
-                outputs[f"identity_selection/{scale}"] = selection
-            smooth = normalised_smooth_loss(outputs[("disp", scale)], inputs[("color", 0, scale)])
-            loss = loss + opt.disparity_smoothness * smooth / (2 ** scale)
-            total = total + loss
-            losses[f"loss/{scale}"] = loss
-        losses["loss"] = total / self.num_scales
-        return losses
+        return self.rt.autocast()
 
     # ------------------------------------------------------------------ monitoring
-    @torch.no_grad()
-    def compute_depth_losses(self, inputs, outputs, losses):
-        """Depth metrics on a batch with ground truth (batch median scaling, Eigen crop, 80 m cap)."""
-        gt = inputs["depth_gt"]
-        pred = F.interpolate(outputs[("depth", 0, 0)].detach(), gt.shape[-2:], mode="bilinear",
-                             align_corners=False).clamp(MIN_DEPTH, MAX_DEPTH)
-        crop = torch.from_numpy(eigen_crop_mask(*gt.shape[-2:])).to(gt.device)
-        mask = (gt > 0) & crop
-        gt_v, pred_v = gt[mask], pred[mask]
-        if gt_v.numel() == 0:
-            return
-        pred_v = (pred_v * torch.median(gt_v) / torch.median(pred_v)).clamp(MIN_DEPTH, MAX_DEPTH)
-        errors = compute_depth_errors(gt_v, pred_v)
-        for name, key in zip(DEPTH_METRIC_NAMES, ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")):
-            losses[name] = float(errors[key])
-
-    def val(self):
-        self.set_eval()
+    def next_val_batch(self):
         try:
             batch = next(self.val_iter)
         except StopIteration:
+            self.val_sampler.new_epoch()
+            self.val_drawn = 0
             self.val_iter = iter(self.val_loader)
             batch = next(self.val_iter)
-        # Validation runs on rank 0 only, so it must not go through the DDP wrappers (their forward
-        # broadcasts buffers, a collective the other ranks would never join).
-        wrapped, self.nets = self.nets, {k: checkpoint.unwrap(m) for k, m in self.nets.items()}
+        self.val_drawn += 1
+        return batch
+
+    def val(self):
+        """Validation at a log step (rank 0): the task's loss and metrics on the next validation batch, then the
+        task's own diagnostics. Through the unwrapped networks: DDP's forward is a collective the other ranks
+        would never join."""
+        self.set_eval()
+        models = {k: checkpoint.unwrap(m) for k, m in self.nets.items()}
         try:
             with torch.no_grad():
-                inputs = prepare_batch(batch, self.device, 4, channels_last=self.channels_last)
-                outputs, losses = self.process_batch(inputs)
-                if "depth_gt" in inputs:
-                    self.compute_depth_losses(inputs, outputs, losses)
-                self.log_tb("val", inputs, outputs, losses)
+                if self.val_loader is not None:
+                    inputs = prepare_batch(self.next_val_batch(), self.device, self.task.num_scales_in_batch,
+                                           channels_last=self.channels_last)
+                    outputs, losses = self.task.forward(models, inputs, self.step)
+                    losses.update(self.task.batch_metrics(inputs, outputs))
+                    self.log_tb("val", inputs, outputs, losses)
+                self.task.validate_extra(self)
         finally:
-            self.nets = wrapped
-        self.set_train()
+            self.set_train()
 
     def log(self, text: str) -> None:
         if self.dist.is_main:
@@ -482,7 +507,8 @@ class Trainer:
     def log_time(self, batch_idx, duration, loss):
         done = self.step * self.opt.batch_size * self.dist.world_size
         elapsed = time.time() - self.start_time
-        left = (self.num_total_steps / max(self.step, 1) - 1.0) * elapsed if self.step > 0 else 0
+        run = self.step - self.start_step
+        left = (self.num_total_steps - self.step) / run * elapsed if run > 0 else 0
         rate = self.opt.batch_size * self.dist.world_size / max(duration, 1e-9)
         self.log(f"epoch {self.epoch:>3} | batch {batch_idx:>6} | examples/s: {rate:5.1f} | loss: {loss:.5f} | "
                  f"time elapsed: {sec_to_hm_str(elapsed)} | time left: {sec_to_hm_str(left)} | seen {done}")
@@ -498,76 +524,136 @@ class Trainer:
 
     def log_tb(self, mode, inputs, outputs, losses):
         writer = self.log_scalars(mode, losses)
-        if writer is None:
-            return
-        for j in range(min(4, self.opt.batch_size, inputs[("color", 0, 0)].shape[0])):
-            for s in self.opt.scales:
-                for f in self.frame_ids:
-                    writer.add_image(f"color_{f}_{s}/{j}", inputs[("color", f, s)][j].float(), self.step)
-                    if s == 0 and f != 0:
-                        writer.add_image(f"color_pred_{f}_{s}/{j}", outputs[("color", f, s)][j].float(), self.step)
-                writer.add_image(f"disp_{s}/{j}", normalize_image(outputs[("disp", s)][j].float()), self.step)
-                if self.opt.predictive_mask:
-                    for f_idx, f in enumerate(self.frame_ids[1:]):
-                        writer.add_image(f"predictive_mask_{f}_{s}/{j}",
-                                         outputs[("predictive_mask", "disp", s)][j, f_idx][None].float(), self.step)
-                elif f"identity_selection/{s}" in outputs:
-                    writer.add_image(f"automask_{s}/{j}", outputs[f"identity_selection/{s}"][j][None], self.step)
+        if writer is not None:
+            self.task.log_images(writer, inputs, outputs, self.step)
 
-    # ------------------------------------------------------------------ checkpoints
+    # ------------------------------------------------------------------ checkpoints and resume
     def save_opts(self):
         checkpoint.save_options(self.opt, os.path.join(self.log_path, "models"),
-                                derived={"frame_ids": self.frame_ids, "device": str(self.device)})
+                                derived={"device": str(self.device), **getattr(self.task, "derived_options",
+                                                                               lambda: {})()})
 
     def encoder_meta(self) -> dict:
-        """The metadata Monodepth2 stores in encoder.pth."""
-        return {"height": self.opt.height, "width": self.opt.width, "use_stereo": self.opt.use_stereo}
+        return self.task.encoder_meta()
 
-    def save_model(self):
+    def trainer_state(self) -> dict:
+        """Everything --resume needs besides the networks and adam.pth."""
+        val_order = getattr(getattr(self, "val_sampler", None), "order", None)
+        return {"format": 1, "task": self.task.kind, "epoch": self.epoch, "step": self.step,
+                "batch_in_epoch": self.batch_in_epoch, "scheduler": self.model_lr_scheduler.state_dict(),
+                "train_order": self.train_sampler.order if self.batch_in_epoch else None,
+                "val_order": val_order, "val_drawn": self.val_drawn,
+                "nonfinite_total": int(self.nonfinite_total), "nonfinite_streak": int(self.nonfinite_streak),
+                "rng": _rng_state(self.aug_generator), "options": _options_dict(self.opt),
+                "world_size": self.dist.world_size}
+
+    def save_model(self, name: str | None = None, with_state: bool = True) -> Path | None:
+        """Write ``models/<name>`` (default ``weights_<epoch>``): the networks, adam.pth, trainer_state.pth."""
         if not self.dist.is_main:
-            return
-        folder = os.path.join(self.log_path, "models", f"weights_{self.epoch}")
-        checkpoint.save_weights_folder(folder, self.models, self.model_optimizer, encoder_meta=self.encoder_meta())
+            return None
+        folder = Path(self.log_path) / "models" / (name or f"weights_{self.epoch}")
+        extra = {"trainer_state": self.trainer_state()} if with_state else None
+        checkpoint.save_weights_folder(folder, self.models, self.model_optimizer, encoder_meta=self.encoder_meta(),
+                                       extra=extra)
         self.log(f"saved {folder}")
+        return folder
 
-    def load_model(self):
-        names = []
-        for name in self.opt.models_to_load:
-            if name in self.models:
-                names.append(name)
-            else:
-                self.log(f"  skipping {name}: this run has no such model")
-        self.load_networks(names, "drop it from --models_to_load or point --load_weights_folder at a complete "
-                                  "weights folder")
+    def save_last(self) -> None:
+        if self.dist.is_main:
+            folder = Path(self.log_path) / "models" / "last"
+            checkpoint.save_weights_folder(folder, self.models, self.model_optimizer,
+                                           encoder_meta=self.encoder_meta(),
+                                           extra={"trainer_state": self.trainer_state()})
 
-    def load_networks(self, names, why: str) -> None:
-        """Load ``<name>.pth`` of --load_weights_folder into each named model, in order, each file checked first."""
-        folder = checkpoint.require_weight_files(os.path.expanduser(self.opt.load_weights_folder), (), why)
-        self.log(f"loading model from folder {folder}")
-        for name in names:
-            checkpoint.require_weight_files(folder, [f"{name}.pth"], why)
-            checkpoint.load_into(self.models[name], folder / f"{name}.pth", name)
-            self.log(f"  loaded {name}")
+    def load_resume_state(self, folder: Path) -> None:
+        """Weights, Adam, schedule, counters, data position and RNG states of a checkpoint (RNGs are set when
+        the loop starts, after the data iterators exist, so the run continues exactly)."""
+        state = checkpoint.read_trainer_state(folder)
+        if state.get("task") != self.task.kind:
+            raise InputError(f"--resume {folder}: it is a {state.get('task')} run, this is {self.task.kind} training")
+        saved, now = state.get("options", {}), _options_dict(self.opt)
+        changed = [k for k in sorted(set(saved) | set(now)) if k not in RESUME_MAY_CHANGE and saved.get(k) != now.get(k)]
+        if changed:
+            diffs = "; ".join(f"--{k} {saved.get(k)!r} -> {now.get(k)!r}" for k in changed[:4])
+            raise InputError(f"--resume {folder}: the run was started with other options ({diffs}); resume with "
+                             "the original command plus --resume")
+        if state.get("world_size", 1) != self.dist.world_size:
+            raise InputError(f"--resume {folder}: saved with {state['world_size']} process(es), now "
+                             f"{self.dist.world_size}; resume with the same torchrun --nproc_per_node")
+        for name, model in self.models.items():
+            checkpoint.load_into(model, folder / f"{name}.pth", name)
+        self.load_optimizer(folder / "adam.pth", required=True)
+        self.model_lr_scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.step, self.batch_in_epoch = int(state["epoch"]), int(state["step"]), int(state["batch_in_epoch"])
+        self.nonfinite_total.fill_(int(state["nonfinite_total"]))
+        self.nonfinite_streak.fill_(int(state["nonfinite_streak"]))
+        if self.batch_in_epoch:
+            if state["train_order"] is None or len(state["train_order"]) != len(self.train_sampler):
+                raise InputError(f"--resume {folder}: the training data has changed size since the checkpoint")
+            self.train_sampler.restore(state["train_order"], self.batch_in_epoch * self.opt.batch_size)
+        if self.val_loader is not None and state.get("val_order") is not None:
+            self.val_sampler.restore(state["val_order"], int(state["val_drawn"]) * self.opt.batch_size)
+            self.val_drawn = int(state["val_drawn"])
+            self.val_iter = iter(self.val_loader)
+        self.pending_rng = state["rng"]
+        self.log(f"resuming from {folder}: epoch {self.epoch}, step {self.step} (batch {self.batch_in_epoch} of "
+                 f"{self.num_steps_per_epoch}), learning rate {self.model_optimizer.param_groups[0]['lr']:g}")
 
-    def load_optimizer(self):
-        path = Path(os.path.expanduser(self.opt.load_weights_folder)) / "adam.pth"
+    def load_optimizer(self, path: Path, required: bool = False) -> None:
         if not path.is_file():
+            if required:
+                raise InputError(f"{path} is missing: the checkpoint is incomplete; resume from another one")
             self.log("  adam.pth not found: the optimiser starts fresh")
             return
         try:
-            layout = checkpoint.load_optimizer_state(self.model_optimizer,
-                                                     torch.load(path, map_location=self.device, weights_only=True))
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as err:
+            raise InputError(f"cannot read {path} ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+                             "it is not a plain optimiser state dict") from None
+        try:
+            layout = checkpoint.load_optimizer_state(self.model_optimizer, state)
             self.log(f"  loaded adam.pth ({layout} layout)")
-        except (ValueError, KeyError, RuntimeError) as err:
+        except (ValueError, KeyError, RuntimeError, TypeError, AttributeError) as err:
+            if required:
+                raise InputError(f"{path} does not match this run's parameters ({err})") from None
             self.log(f"  adam.pth does not match this run's parameters ({err}); the optimiser starts fresh")
 
-    def load_geopt(self, path):
-        """Initialise the depth encoder (and optionally the pose encoder) from Geometric Pretraining."""
-        from monodepth2_geopt.geopt import load_geopt_encoder, load_geopt_pose_encoder
-        n = load_geopt_encoder(self.models["encoder"], path)
-        self.log(f"GeoPt: loaded {n} tensors into the depth encoder from {path}")
-        if self.opt.geopt_pose:
-            if "pose_encoder" not in self.models:
-                raise InputError("--geopt_pose needs --pose_model_type separate_resnet")
-            n = load_geopt_pose_encoder(self.models["pose_encoder"], path)
-            self.log(f"GeoPt: loaded {n} tensors into the pose encoder from the motion encoder")
+    def resume_command(self) -> str:
+        args = [a for a in sys.argv[1:]]
+        for flag in ("--resume", "--overwrite"):
+            while flag in args:
+                i = args.index(flag)
+                del args[i:i + (1 if flag == "--overwrite" else 2)]
+        script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0].endswith(".py") else (
+            "train.py" if self.task.kind == "depth" else "pretrain_flow.py")
+        return " ".join(["python", script, *args, "--resume", "last"])
+
+    # ------------------------------------------------------------------ signals
+    def install_signal_handlers(self):
+        """First Ctrl-C / SIGTERM: finish the step, save models/last, exit. A second Ctrl-C stops at once."""
+        if not self.dist.is_main:
+            return {}
+        try:
+            previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+            def handler(signum, frame):
+                if self.stop_signal is not None and signum == signal.SIGINT:
+                    raise KeyboardInterrupt
+                self.stop_signal = signum
+                self.log(f"{signal.Signals(signum).name}: stopping after this step to save models/last "
+                         "(Ctrl-C again to stop at once)")
+
+            for s in previous:
+                signal.signal(s, handler)
+            return previous
+        except ValueError:  # not the main thread
+            return {}
+
+    @staticmethod
+    def restore_signal_handlers(previous: dict) -> None:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+class _StopRequested(Exception):
+    """Raised inside the loop after a step when Ctrl-C / SIGTERM asked the run to stop."""

@@ -10,7 +10,7 @@ import torch
 
 from monodepth2_geopt.errors import InputError, one_line, run_cli
 from monodepth2_geopt.options import MonodepthOptions
-from monodepth2_geopt.trainer import Trainer
+from monodepth2_geopt.depth_task import depth_trainer
 from monodepth2_geopt.networks import ResnetEncoder
 from tests.conftest import write_split
 
@@ -28,7 +28,7 @@ def args_for(kitti_tiny, log_dir, *extra, split=None, data_path=None):
 
 def trainer_error(kitti_tiny, tmp_path, *extra, exc=InputError, **kw):
     with pytest.raises(exc) as err:
-        Trainer(MonodepthOptions().parse(args_for(kitti_tiny, tmp_path / "log", *extra, **kw))).train()
+        depth_trainer(MonodepthOptions().parse(args_for(kitti_tiny, tmp_path / "log", *extra, **kw))).train()
     msg = str(err.value)
     assert "\n" not in msg, msg
     return msg
@@ -178,7 +178,7 @@ def test_pretrained_without_cache_suggests_scratch(kitti_tiny, tmp_path, monkeyp
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     args = [a for a in args_for(kitti_tiny, tmp_path / "log") if a not in ("--weights_init", "scratch")]
     with pytest.raises(InputError, match="--weights_init scratch"):
-        Trainer(MonodepthOptions().parse(args))
+        depth_trainer(MonodepthOptions().parse(args))
 
 
 # --- errors raised inside DataLoader workers ------------------------------------------------------
@@ -190,7 +190,7 @@ def test_worker_errors_reach_the_cli_as_one_line(kitti_tiny, tmp_path, capsys):
                         [f"{kitti_tiny.drive} 3 l"])
     args = args_for(kitti_tiny, tmp_path / "log", "--num_workers", "1", split=split)
     with pytest.raises(SystemExit) as exit_info:
-        run_cli(lambda: Trainer(MonodepthOptions().parse(args)).train())
+        run_cli(lambda: depth_trainer(MonodepthOptions().parse(args)).train())
     assert exit_info.value.code == 2
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: image ") and "0000000006.png" in lines[0], lines

@@ -14,18 +14,18 @@ from PIL import Image
 
 from monodepth2_geopt import checkpoint
 from monodepth2_geopt.errors import InputError, TrainingError
-from monodepth2_geopt.flow_trainer import validate_flow_options
 from monodepth2_geopt.inference import DepthPredictor
 from monodepth2_geopt.networks import DepthDecoder, ResnetEncoder
 from monodepth2_geopt.options import MonodepthOptions
-from monodepth2_geopt.trainer import Trainer, validate_options
+from monodepth2_geopt.depth_task import depth_trainer
+from monodepth2_geopt.trainer import validate_run_options
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_trainer(kitti_tiny, log_dir, *extra):
-    return Trainer(MonodepthOptions().parse([
+    return depth_trainer(MonodepthOptions().parse([
         "--data_path", str(kitti_tiny.root), "--split", str(kitti_tiny.split), "--png", "--num_workers", "0",
         "--no_progress", "--log_dir", str(log_dir), "--weights_init", "scratch", "--batch_size", "2",
         "--num_epochs", "1", "--height", "64", "--width", "96", "--seed", "0", *extra]))
@@ -144,7 +144,7 @@ def test_broken_weights_give_an_error_not_a_nan_depth_map(tmp_path):
                                          ("--num_workers", "-1"), ("--log_frequency", "0"),
                                          ("--max_nonfinite_steps", "0")])
 def test_numeric_options_are_refused_before_any_work(flag, value):
-    for task, validate in (("depth", validate_options), ("flow", validate_flow_options)):
+    for task in ("depth", "flow"):  # the loop checks them for every task, before the task's own checks
         opt = MonodepthOptions(task=task).parse(["--data_path", "/nonexistent", flag, value])
         with pytest.raises(InputError, match=rf"^{flag} {value}(\.0)?: must be"):
-            validate(opt)
+            validate_run_options(opt)

@@ -1,4 +1,4 @@
-"""FlowTrainer end to end on CPU: a short pretraining on the synthetic world (with exact flow ground truth)
+"""Flow pretraining (flow_task.FlowTask in the training loop) end to end on CPU: a short pretraining on the synthetic world (with exact flow ground truth)
 lowers the photometric loss and the EPE; its weights folder loads into Monodepth2 (train.py --geopt_weights /
 --geopt_pose), resumes, evaluates; bad transfers give clear InputErrors."""
 import sys
@@ -43,7 +43,7 @@ def photometric_loss(trainer, batch):
 def pretrained(tmp_path_factory):
     """One short pretraining run; returns what the tests below inspect."""
     from monodepth2_geopt.datasets.video_dataset import UncalibratedVideoDataset
-    from monodepth2_geopt.flow_trainer import FlowTrainer
+    from monodepth2_geopt.flow_task import flow_trainer
 
     base = tmp_path_factory.mktemp("geopt")
     info = synthetic.generate_dataset(base / "world", num_drives=1, frames_per_drive=10, width=W, height=H, seed=0,
@@ -55,7 +55,7 @@ def pretrained(tmp_path_factory):
                        "--flow_split", info["splits"]["train"], "--frame_ids", "0", "1",
                        "--flow_eval_path", root, "--log_frequency", "1000",
                        "--motion_encoder", "resnet")  # the ResNet motion encoder, which --geopt_pose transfers
-    trainer = FlowTrainer(opt)
+    trainer = flow_trainer(opt)
     fixed = UncalibratedVideoDataset(root, info["splits"]["train"], H, W, (0, 1), is_train=False)
     batch = default_collate([fixed[i] for i in range(0, len(fixed), max(1, len(fixed) // 8))])
     pairs = find_flow_pairs(root)
@@ -105,12 +105,12 @@ def depth_options(kitti_tiny, log_dir, *extra):
 
 @pytest.mark.slow  # uses the 24-step pretraining
 def test_train_py_geopt_weights_initialise_the_depth_encoder(pretrained, kitti_tiny, tmp_path):
-    from monodepth2_geopt.trainer import Trainer
+    from monodepth2_geopt.depth_task import depth_trainer
 
     folder = pretrained["folder"]
     fresh = networks.ResnetEncoder(18, False)
     assert load_geopt_encoder(fresh, str(folder)) == len(fresh.state_dict())
-    trainer = Trainer(depth_options(kitti_tiny, tmp_path, "--geopt_weights", str(folder), "--geopt_pose"))
+    trainer = depth_trainer(depth_options(kitti_tiny, tmp_path, "--geopt_weights", str(folder), "--geopt_pose"))
     pretrained_enc = pretrained["trainer"].models["encoder"].state_dict()
     for name, value in trainer.models["encoder"].state_dict().items():
         assert torch.equal(value.cpu(), pretrained_enc[name].cpu()), name
@@ -151,10 +151,10 @@ def test_bad_geopt_transfers_give_clear_input_errors(pretrained, tmp_path):
 
 @pytest.mark.slow  # uses the 24-step pretraining
 def test_resume_from_weights_folder(pretrained, tmp_path):
-    from monodepth2_geopt.flow_trainer import FlowTrainer
+    from monodepth2_geopt.flow_task import flow_trainer
 
     folder = pretrained["folder"]
-    resumed = FlowTrainer(flow_options(pretrained["root"], tmp_path, "--load_weights_folder", str(folder),
+    resumed = flow_trainer(flow_options(pretrained["root"], tmp_path, "--load_weights_folder", str(folder),
                                        "--motion_encoder", "resnet"))
     for name in ("encoder", "motion_encoder", "flow"):
         saved = pretrained["trainer"].models[name].state_dict()
@@ -165,7 +165,7 @@ def test_resume_from_weights_folder(pretrained, tmp_path):
         bad = tmp_path / "partial"
         bad.mkdir()
         (bad / "encoder.pth").write_bytes((folder / "encoder.pth").read_bytes())
-        FlowTrainer(flow_options(pretrained["root"], tmp_path, "--load_weights_folder", str(bad)))
+        flow_trainer(flow_options(pretrained["root"], tmp_path, "--load_weights_folder", str(bad)))
 
 
 @pytest.mark.slow  # uses the 24-step pretraining
@@ -189,16 +189,16 @@ def test_scripts_report_bad_input_in_one_line(pretrained, tmp_path, monkeypatch,
 
 @pytest.mark.slow  # uses the 24-step pretraining
 def test_flow_data_sources_mix_with_weights(pretrained, tmp_path):
-    from monodepth2_geopt.flow_trainer import FlowTrainer, parse_flow_sources
+    from monodepth2_geopt.flow_task import flow_trainer, parse_flow_sources
 
     assert parse_flow_sources("a", ["b:2", "c", "d:x"]) == [("a", 1.0), ("b", 2.0), ("c", 1.0), ("d:x", 1.0)]
     with pytest.raises(InputError, match="weight"):
         parse_flow_sources("a", ["b:-1"])
     video = synthetic.generate_video(tmp_path / "video", num_sequences=1, frames=6, width=W, height=H)
-    trainer = FlowTrainer(flow_options(pretrained["root"], tmp_path, "--flow_data", f"{tmp_path / 'video'}:3",
+    trainer = flow_trainer(flow_options(pretrained["root"], tmp_path, "--flow_data", f"{tmp_path / 'video'}:3",
                                        "--flow_epoch_size", "8", "--flow_automask"))
-    assert trainer.source_sizes[1] == 4 and len(trainer.train_loader) == 8 // BATCH
-    assert video and trainer.loss_cfg.automask and not pretrained["trainer"].loss_cfg.automask
+    assert trainer.task.source_sizes[1] == 4 and len(trainer.train_loader) == 8 // BATCH
+    assert video and trainer.task.loss_cfg.automask and not pretrained["trainer"].task.loss_cfg.automask
 
 
 def _fake_kitti(root, drives, frames=4, size=(64, 32)):
@@ -212,7 +212,7 @@ def _fake_kitti(root, drives, frames=4, size=(64, 32)):
 
 
 def test_kitti_test_drives_are_excluded_from_pretraining(tmp_path, capsys):
-    from monodepth2_geopt.flow_trainer import FlowTrainer
+    from monodepth2_geopt.flow_task import flow_trainer
     from monodepth2_geopt.splits import EIGEN_TEST_DRIVES
 
     assert len(EIGEN_TEST_DRIVES) == 28 and "2011_09_26_drive_0002_sync" in EIGEN_TEST_DRIVES
@@ -220,27 +220,27 @@ def test_kitti_test_drives_are_excluded_from_pretraining(tmp_path, capsys):
     _fake_kitti(root, ["2011_09_26_drive_0001_sync", "2011_09_26_drive_0002_sync", "2011_10_03_drive_0047_sync"])
     opts = ["--data_path", str(root), "--log_dir", str(tmp_path / "runs"), "--height", "32", "--width", "64",
             "--batch_size", "2", "--num_workers", "0", "--no_progress"]
-    trainer = FlowTrainer(MonodepthOptions(task="flow").parse(opts))
-    assert trainer.source_sizes == [2]  # frames 1 and 2 of the one training drive
+    trainer = flow_trainer(MonodepthOptions(task="flow").parse(opts))
+    assert trainer.task.source_sizes == [2]  # frames 1 and 2 of the one training drive
     assert "excluded 4 triplets of KITTI Eigen / Eigen-benchmark test drives" in capsys.readouterr().out
-    keep = FlowTrainer(MonodepthOptions(task="flow").parse(opts + ["--flow_include_test_drives",
+    keep = flow_trainer(MonodepthOptions(task="flow").parse(opts + ["--flow_include_test_drives",
                                                                     "--model_name", "keep"]))
-    assert keep.source_sizes == [6]
+    assert keep.task.source_sizes == [6]
     only_test = tmp_path / "only_test"
     _fake_kitti(only_test, ["2011_09_26_drive_0002_sync"])
     with pytest.raises(InputError, match="--flow_include_test_drives"):
-        FlowTrainer(MonodepthOptions(task="flow").parse(opts[:1] + [str(only_test)] + opts[2:] +
+        flow_trainer(MonodepthOptions(task="flow").parse(opts[:1] + [str(only_test)] + opts[2:] +
                                                         ["--model_name", "only"]))
 
 
 def test_pretraining_uses_extract_frames_lists_and_validates_on_held_out_frames(tmp_path, capsys):
-    from monodepth2_geopt.flow_trainer import FlowTrainer
+    from monodepth2_geopt.flow_task import flow_trainer
     from monodepth2_geopt.video import write_split_files
 
     video = synthetic.generate_video(tmp_path / "frames", num_sequences=1, frames=24, width=W, height=H)
     train, val = write_split_files(tmp_path / "frames", [("seq_000", 24)], val_fraction=0.2)
-    trainer = FlowTrainer(flow_options(tmp_path / "frames", tmp_path / "runs"))
-    assert video and len(trainer.train_dataset) == len(train) and trainer.val_batch is not None
-    assert len(trainer.val_frames) == min(8, len(val)) and trainer.val_kind == "reference"
+    trainer = flow_trainer(flow_options(tmp_path / "frames", tmp_path / "runs"))
+    assert video and len(trainer.train_dataset) == len(train) and trainer.task.val_batch is not None
+    assert len(trainer.task.val_frames) == min(8, len(val)) and trainer.task.val_kind == "reference"
     out = capsys.readouterr().out
     assert "train_files.txt" in out and "held-out triplets" in out and "TV-L1" in out

@@ -10,7 +10,7 @@ test runs 100 steps for a margin across machines and checks bounds well inside t
 import pytest
 import torch
 
-from monodepth2_geopt.experiments import _batches, make_trainer
+from monodepth2_geopt.experiments import make_trainer
 from monodepth2_geopt.flow_diagnostics import diagnose_samples, ground_truth_samples
 
 pytestmark = pytest.mark.slow  # a GeoPt pretraining of 100 steps at 320x96 (about 6 min on 2 cores)
@@ -40,10 +40,7 @@ def pretext_run(tmp_path_factory, one_thread):  # one thread: the numerics of th
         return out
 
     before = diag()
-    batches = _batches(trainer.train_loader)
-    for _ in range(STEPS):
-        trainer.train_step(next(batches))
-        trainer.step += 1
+    trainer.train(max_steps=STEPS)
     return before, diag()
 
 

@@ -28,7 +28,7 @@ def test_library_works_beside_a_huggingface_like_datasets(tmp_path):
     code = textwrap.dedent("""
         import datasets
         assert getattr(datasets, "HUGGING_FACE", False), datasets.__file__
-        from monodepth2_geopt import evaluation, flow_trainer, trainer  # each imports the project's datasets
+        from monodepth2_geopt import depth_task, evaluation, flow_task, trainer  # each imports the project's datasets
         from monodepth2_geopt.datasets import DATASETS
         assert trainer.DATASETS is DATASETS
         print("ok")

@@ -15,7 +15,7 @@ from monodepth2_geopt import checkpoint
 from monodepth2_geopt.batch import prepare_batch
 from monodepth2_geopt.geometry import disp_to_depth
 from monodepth2_geopt.options import MonodepthOptions
-from monodepth2_geopt.trainer import Trainer
+from monodepth2_geopt.depth_task import depth_trainer
 from tests.conftest import write_split
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +31,7 @@ def base_args(kitti_tiny, log_dir, *extra):
 
 
 def make_trainer(kitti_tiny, log_dir, *extra):
-    return Trainer(MonodepthOptions().parse(base_args(kitti_tiny, log_dir, *extra)))
+    return depth_trainer(MonodepthOptions().parse(base_args(kitti_tiny, log_dir, *extra)))
 
 
 def first_batch(trainer, augment=True):
@@ -79,7 +79,7 @@ def test_mono_run_writes_monodepth2_checkpoint(mono_run):
     log_dir, trainer = mono_run
     folder = models_dir(log_dir) / "weights_0"
     assert sorted(p.name for p in folder.iterdir()) == ["adam.pth", "depth.pth", "encoder.pth", "pose.pth",
-                                                         "pose_encoder.pth"]
+                                                         "pose_encoder.pth", "trainer_state.pth"]  # + --resume's
     enc, dec, meta = checkpoint.load_depth_model(folder)
     assert meta == {"height": 64, "width": 96, "use_stereo": False, "num_layers": 18}
     for name in ("pose_encoder", "pose"):
@@ -95,11 +95,11 @@ def test_mono_run_writes_monodepth2_checkpoint(mono_run):
 
 def test_stereo_only_run(kitti_tiny, tmp_path):
     trainer = make_trainer(kitti_tiny, tmp_path, "--use_stereo", "--frame_ids", "0")
-    assert not trainer.use_pose_net and trainer.frame_ids == [0, "s"]
+    assert not trainer.task.use_pose_net and trainer.task.frame_ids == [0, "s"]
     assert set(trainer.models) == {"encoder", "depth"}
     trainer.train()
     folder = models_dir(tmp_path) / "weights_0"
-    assert sorted(p.name for p in folder.iterdir()) == ["adam.pth", "depth.pth", "encoder.pth"]
+    assert sorted(p.name for p in folder.iterdir()) == ["adam.pth", "depth.pth", "encoder.pth", "trainer_state.pth"]
     _, _, meta = checkpoint.load_depth_model(folder)
     assert meta["use_stereo"] is True
     opt = json.loads((models_dir(tmp_path) / "opt.json").read_text())
@@ -108,7 +108,7 @@ def test_stereo_only_run(kitti_tiny, tmp_path):
 
 def test_mono_plus_stereo_run(kitti_tiny, tmp_path):
     trainer = make_trainer(kitti_tiny, tmp_path, "--use_stereo")
-    assert trainer.frame_ids == [0, -1, 1, "s"] and trainer.opt.frame_ids == [0, -1, 1]  # options not mutated
+    assert trainer.task.frame_ids == [0, -1, 1, "s"] and trainer.opt.frame_ids == [0, -1, 1]  # options not mutated
     trainer.train()
     folder = models_dir(tmp_path) / "weights_0"
     written = {p.name for p in folder.iterdir()}
@@ -168,7 +168,7 @@ def test_separate_resnet_pairs_feed_frames_in_temporal_order(kitti_tiny, tmp_pat
     orig = trainer.nets["pose_encoder"].forward
     trainer.nets["pose_encoder"].forward = lambda x: (seen.append(x), orig(x))[1]
     with torch.no_grad():
-        outputs = trainer.predict_poses(inputs, {})
+        outputs = trainer.task.predict_poses(trainer.nets, inputs, {})
     c = {f: inputs[("color_aug", f, 0)] for f in (0, -1, 1)}
     assert torch.equal(seen[0], torch.cat([c[-1], c[0]], 1))
     assert torch.equal(seen[1], torch.cat([c[0], c[1]], 1))
@@ -267,7 +267,7 @@ def test_true_depth_and_pose_reproduce_the_target_through_the_trainer(kitti_tiny
         T = torch.eye(4).repeat(2, 1, 1)
         T[:, 0, 3] = -f * kitti_tiny.t_x * flip_sign
         outputs[("cam_T_cam", 0, f)] = T
-    trainer.generate_images_pred(inputs, outputs)
+    trainer.task.generate_images_pred(inputs, outputs)
     torch.testing.assert_close(outputs[("depth", 0, 0)], torch.full((2, 1, 64, 96), d))
     target = inputs[("color", 0, 0)]
     margin = math.ceil(0.58 * 96 * kitti_tiny.t_x / d) + 1
@@ -277,7 +277,7 @@ def test_true_depth_and_pose_reproduce_the_target_through_the_trainer(kitti_tiny
             assert err.max() < 0.03, (f, s, err.max())
         naive = (inputs[("color", f, 0)] - target)[..., margin:-margin].abs().mean()
         assert naive > 5 * err.mean(), f
-    losses = trainer.compute_losses(inputs, outputs)
+    losses = trainer.task.compute_losses(inputs, outputs, trainer.step)
     assert losses["loss"].item() < 0.05
 
 
@@ -307,12 +307,13 @@ def test_lr_schedule_keeps_step_size_epochs_at_initial_rate(kitti_tiny, tmp_path
     trainer = make_trainer(kitti_tiny, tmp_path, "--num_epochs", "5", "--scheduler_step_size", "3",
                            "--learning_rate", "2e-4")
     lrs = []
-    def fake_epoch():  # record the LR the epoch trains with; an (empty) optimiser step as in a real epoch
+    def fake_epoch(max_steps):  # record the LR the epoch trains with; an (empty) optimiser step as in a real epoch
         lrs.append(trainer.model_optimizer.param_groups[0]["lr"])
         trainer.model_optimizer.step()
+        return True
 
     monkeypatch.setattr(trainer, "run_epoch", fake_epoch)
-    monkeypatch.setattr(trainer, "save_model", lambda: None)
+    monkeypatch.setattr(trainer, "save_model", lambda *a, **k: None)
     trainer.train()
     assert lrs == pytest.approx([2e-4, 2e-4, 2e-4, 2e-5, 2e-5])
 

@@ -5,9 +5,7 @@ frame; a motion encoder turns each (target, source) pair into a latent motion ve
 decoder with a narrow bottleneck predicts target->source flow from the structure features and the latent.
 The loss is Monodepth2's photometric loss with flow warping (``flow.flow_photometric_loss``).
 
-``FlowTrainer`` reuses the depth ``Trainer``'s loop unchanged (``train``, ``run_epoch``, ``train_step``,
-``wrap``, ``autocast``, ``log``, ``log_time``, ``load_optimizer``, ``save_opts``) and replaces the parts
-that are task specific: set-up, models, data, ``process_batch``, monitoring and checkpoint loading.
+``FlowTask`` is a task of the one training loop (``trainer.Trainer``), as depth training is.
 """
 from __future__ import annotations
 
@@ -27,8 +25,8 @@ from monodepth2_geopt.flow_diagnostics import (DIAGNOSTIC_KEYS, diagnose_samples
 from monodepth2_geopt.flow import evaluate_flow, find_flow_pairs, flow_photometric_loss, flow_to_color, predict_flows
 from monodepth2_geopt.losses import MinReprojectionConfig
 from monodepth2_geopt.splits import EIGEN_TEST_DRIVES
-from monodepth2_geopt.trainer import Trainer, validate_run_options
-from monodepth2_geopt.utils import make_loader
+from monodepth2_geopt.depth_task import load_networks
+from monodepth2_geopt.trainer import Runtime, TaskData, Trainer
 from monodepth2_geopt.networks.flow_decoder import FlowDecoder
 from monodepth2_geopt.networks.motion_encoder import build_motion_encoder
 
@@ -57,7 +55,6 @@ def parse_flow_sources(data_path: str, flow_data: list[str] | None) -> list[tupl
 
 
 def validate_flow_options(opt) -> None:
-    validate_run_options(opt)
     if opt.use_stereo:
         raise InputError("--use_stereo does not apply to flow pretraining: it uses monocular frames only")
     ids = opt.frame_ids
@@ -74,17 +71,15 @@ def validate_flow_options(opt) -> None:
         raise InputError(f"--flow_basis must be >= 1 with --flow_conditioning basis, got {opt.flow_basis}")
     if opt.bottleneck_channels < 0:
         raise InputError(f"--bottleneck_channels must be >= 0 (0: no bottleneck), got {opt.bottleneck_channels}")
-    if not opt.learning_rate > 0:
-        raise InputError(f"--learning_rate must be > 0, got {opt.learning_rate}")
 
 
-class FlowTrainer(Trainer):
+class FlowTask:
     """Pretrains structure encoder + motion encoder + flow decoder; saves Monodepth2-layout weight folders."""
+    kind = "flow"
+    num_scales_in_batch = 4
 
-    def __init__(self, options):  # replaces Trainer.__init__, which builds the depth task
+    def __init__(self, options):
         self.opt = opt = options
-        validate_flow_options(opt)
-        self.setup_runtime()
         self.frame_ids = list(opt.frame_ids)
         self.source_ids = self.frame_ids[1:]
         # Auto-masking is opt-in here (--flow_automask): measured on the synthetic world, with it the network
@@ -95,20 +90,13 @@ class FlowTrainer(Trainer):
         # +1.0 between the two flows). Averaging over the sources makes each flow answer for its own source.
         self.loss_cfg = MinReprojectionConfig(avg_reprojection=not opt.flow_min_reprojection,
                                               automask=opt.flow_automask, no_ssim=opt.no_ssim)
+        self.rt: Runtime | None = None
 
-        self.build_data()  # first: a wrong data path fails before any weights are read
-        self.models = self.build_models()
-        if opt.load_weights_folder:
-            self.load_model()
-        self.setup_optimisation()
-        self.setup_logging()
-        sources = ", ".join(f"{d} (x{w:g}, {n} triplets)" for (d, w), n in zip(self.sources, self.source_sizes))
-        self.log(f"Flow pretraining model named: {opt.model_name} | models and tensorboard files in {self.log_path}\n"
-                 f"Training is using: {self.device} (bf16 autocast {'on' if self.amp else 'off'}, "
-                 f"channels_last {'on' if self.channels_last else 'off'}, {self.dist.world_size} process(es))\n"
-                 f"Data: {sources} | {len(self.train_loader) * opt.batch_size} examples per epoch per process"
-                 + (f" | {len(self.eval_pairs)} ground-truth flow pairs" if self.eval_pairs else "")
-                 + "".join(f"\n  {note}" for note in self.notes))
+    def validate_options(self) -> None:
+        validate_flow_options(self.opt)
+
+    def derived_options(self) -> dict:
+        return {"frame_ids": self.frame_ids}
 
     # ------------------------------------------------------------------ set-up
     def build_models(self) -> dict[str, nn.Module]:
@@ -127,7 +115,8 @@ class FlowTrainer(Trainer):
                 m.encoder.fc.requires_grad_(False)
         return models
 
-    def build_data(self) -> None:
+    def build_data(self, rt: Runtime) -> TaskData:
+        self.rt = rt
         opt = self.opt
         self.sources = parse_flow_sources(opt.data_path, opt.flow_data)
         datasets, self.notes = [], []
@@ -153,28 +142,29 @@ class FlowTrainer(Trainer):
                                      "--flow_include_test_drives to pretrain on them anyway")
             datasets.append(ds)
         self.source_sizes = [len(d) for d in datasets]
-        world = self.dist.world_size
-        pin = self.device.type == "cuda"
+        world = rt.dist.world_size
         if len(datasets) == 1 and opt.flow_epoch_size is None:
-            self.train_dataset, sampler = datasets[0], None
-            num_examples = len(self.train_dataset) // world
+            train_dataset, sampler = datasets[0], None
+            num_examples = len(train_dataset) // world
         else:  # weighted mixing; every process draws its own share of the epoch
             total = opt.flow_epoch_size or sum(self.source_sizes)
             num_examples = total // world
             try:
-                self.train_dataset, sampler = make_mixed_dataset(datasets, [w for _, w in self.sources],
-                                                                 max(num_examples, 1))
+                train_dataset, sampler = make_mixed_dataset(datasets, [w for _, w in self.sources],
+                                                            max(num_examples, 1))
             except ValueError as err:  # e.g. every weight 0
                 raise InputError(f"--flow_data weights: {err}") from None
         if num_examples < opt.batch_size:
             raise InputError(f"the pretraining data has {num_examples} triplets per process, fewer than one batch "
                              f"(--batch_size {opt.batch_size}); add frames or lower --batch_size")
-        self.train_loader = make_loader(self.train_dataset, opt.batch_size, True, opt.num_workers, self.dist,
-                                        drop_last=True, pin_memory=pin, sampler=sampler)
-        self.num_total_steps = len(self.train_loader) * opt.num_epochs
         self.eval_pairs = find_flow_pairs(opt.flow_eval_path, opt.flow_eval_split) if opt.flow_eval_path else []
         self.eval_cursor = 0
         self.build_val_data()
+        sources = ", ".join(f"{d} (x{w:g}, {n} triplets)" for (d, w), n in zip(self.sources, self.source_sizes))
+        description = (f"Data: {sources} | {(num_examples // opt.batch_size) * opt.batch_size} examples per epoch "
+                       "per process" + (f" | {len(self.eval_pairs)} ground-truth flow pairs" if self.eval_pairs else "")
+                       + "".join(f"\n  {note}" for note in self.notes))
+        return TaskData(train_dataset, sampler=sampler, description=description)
 
     def build_val_data(self) -> None:
         """The fixed held-out batch of validation loss and diagnostics (``--flow_val_split``, else the
@@ -187,7 +177,7 @@ class FlowTrainer(Trainer):
             train_list = opt.flow_split or Path(opt.data_path) / "train_files.txt"
             cand = Path(train_list).with_name("val_files.txt")
             split = cand if cand.is_file() else None
-        if split is None or not self.dist.is_main:
+        if split is None or not self.rt.dist.is_main:
             return
         offsets = sorted(set(self.frame_ids) | {0, -1, 1}, key=lambda f: (f != 0, f))
         ds, errors = None, []
@@ -217,16 +207,26 @@ class FlowTrainer(Trainer):
         self.notes.append(f"validation: {n} held-out triplets of {split}, diagnostics against "
                           + ("ground-truth flow" if self.val_kind == "ground_truth" else "TV-L1 reference flow"))
 
+    def init_weights(self, models: dict[str, nn.Module], log) -> None:
+        """--load_weights_folder: every network of this run must be in it (adam.pth is optional)."""
+        if self.opt.load_weights_folder:
+            load_networks(models, self.opt.load_weights_folder, MODEL_NAMES, log,
+                          "point --load_weights_folder at a weights folder written by pretrain_flow.py")
+
+    def encoder_meta(self) -> dict:
+        """The metadata Monodepth2 stores in encoder.pth; pretraining never sees a stereo pair."""
+        return {"height": self.opt.height, "width": self.opt.width, "use_stereo": False}
+
     # ------------------------------------------------------------------ training
-    def process_batch(self, inputs):
+    def forward(self, nets: dict[str, nn.Module], inputs: dict, step: int) -> tuple[dict, dict]:
         """Flow target->each source (same structure features, one latent per pair) and the flow loss."""
         if self.opt.flow_control == "shuffled_sources":  # control: sources of another triplet, no shared motion
             inputs = {k: (v.roll(1, 0) if isinstance(k, tuple) and k[0] in ("color", "color_aug") and k[1] != 0
                           else v) for k, v in inputs.items()}
         # The networks see the colour-augmented frames; the loss compares the original ones (as Monodepth2).
         aug_sources = {f: inputs[("color_aug", f, 0)] for f in self.source_ids}
-        with self.autocast():
-            flows = predict_flows(self.nets["encoder"], self.nets["motion_encoder"], self.nets["flow"],
+        with self.rt.autocast():
+            flows = predict_flows(nets["encoder"], nets["motion_encoder"], nets["flow"],
                                   inputs[("color_aug", 0, 0)], aug_sources,
                                   zero_latent=self.opt.flow_control == "zero_latent")
         outputs = {k: v.float() for k, v in flows.items()}
@@ -246,69 +246,60 @@ class FlowTrainer(Trainer):
         return outputs, losses
 
     # ------------------------------------------------------------------ monitoring
-    def val(self):
+    def batch_metrics(self, inputs: dict, outputs: dict) -> dict:
+        """No ground truth rides in the training batch (flow metrics come from ``validate_extra``)."""
+        return {}
+
+    def validate_extra(self, trainer: Trainer) -> None:
         """Validation loss and GeoPt diagnostics on the fixed held-out batch; EPE / Fl-all on the next few
-        ``--flow_eval_path`` pairs. Rank 0 only, through the unwrapped models (no DDP collectives)."""
+        ``--flow_eval_path`` pairs. Called by the loop on rank 0 in eval mode, without gradients."""
         if self.val_batch is None and not self.eval_pairs:
             return
-        models = {k: checkpoint.unwrap(m) for k, m in self.nets.items()}
-        writer = self.writers.get("val")
-        self.set_eval()
-        try:
-            with torch.no_grad(), self.autocast():
-                if self.val_batch is not None:
-                    wrapped, self.nets = self.nets, models
-                    try:
-                        inputs = prepare_batch(self.val_batch, self.device, 4, channels_last=self.channels_last)
-                        outputs, losses = self.process_batch(inputs)
-                        self.log_tb("val", inputs, outputs, losses)
-                    finally:
-                        self.nets = wrapped
-                    if not self.val_samples:
-                        self.val_samples = [
-                            (fr[0], {-1: fr[-1], 1: fr[1]},
-                             gt if self.val_kind == "ground_truth" else reference_flow(fr[0], fr[1]))
-                            for fr, gt in zip(self.val_frames, self.val_truth)]
-                    diag = diagnose_samples(models["encoder"], models["motion_encoder"], models["flow"],
-                                            self.val_samples, self.val_kind, self.device)
-                    if writer is not None:
-                        for name in DIAGNOSTIC_KEYS:
-                            if diag[name] is not None:
-                                writer.add_scalar(f"geopt/{name}", diag[name], self.step)
-                    self.log("  val: " + format_line(diag))
-                if self.eval_pairs:
-                    n = min(EVAL_PAIRS_PER_LOG, len(self.eval_pairs))
-                    pairs = [self.eval_pairs[(self.eval_cursor + i) % len(self.eval_pairs)] for i in range(n)]
-                    self.eval_cursor = (self.eval_cursor + n) % len(self.eval_pairs)
-                    metrics = evaluate_flow(models["encoder"], models["motion_encoder"], models["flow"], pairs,
-                                            self.opt.height, self.opt.width, self.device)
-                    if writer is not None:
-                        for name in ("epe", "fl_all", "zero_epe"):
-                            writer.add_scalar(f"flow/{name}", metrics[name], self.step)
-                    self.log(f"  flow ground truth ({n} pairs): EPE {metrics['epe']:.3f} px (zero flow "
-                             f"{metrics['zero_epe']:.3f}) | Fl-all {metrics['fl_all']:.2f} %")
-        finally:
-            self.set_train()
+        opt, device = self.opt, self.rt.device
+        models = {k: checkpoint.unwrap(m) for k, m in trainer.nets.items()}
+        writer = trainer.writers.get("val")
+        with self.rt.autocast():
+            if self.val_batch is not None:
+                inputs = prepare_batch(self.val_batch, device, self.num_scales_in_batch,
+                                       channels_last=self.rt.channels_last)
+                outputs, losses = self.forward(models, inputs, trainer.step)
+                trainer.log_tb("val", inputs, outputs, losses)
+                if not self.val_samples:
+                    self.val_samples = [
+                        (fr[0], {-1: fr[-1], 1: fr[1]},
+                         gt if self.val_kind == "ground_truth" else reference_flow(fr[0], fr[1]))
+                        for fr, gt in zip(self.val_frames, self.val_truth)]
+                diag = diagnose_samples(models["encoder"], models["motion_encoder"], models["flow"],
+                                        self.val_samples, self.val_kind, device)
+                if writer is not None:
+                    for name in DIAGNOSTIC_KEYS:
+                        if diag[name] is not None:
+                            writer.add_scalar(f"geopt/{name}", diag[name], trainer.step)
+                trainer.log("  val: " + format_line(diag))
+            if self.eval_pairs:
+                n = min(EVAL_PAIRS_PER_LOG, len(self.eval_pairs))
+                pairs = [self.eval_pairs[(self.eval_cursor + i) % len(self.eval_pairs)] for i in range(n)]
+                self.eval_cursor = (self.eval_cursor + n) % len(self.eval_pairs)
+                metrics = evaluate_flow(models["encoder"], models["motion_encoder"], models["flow"], pairs,
+                                        opt.height, opt.width, device)
+                if writer is not None:
+                    for name in ("epe", "fl_all", "zero_epe"):
+                        writer.add_scalar(f"flow/{name}", metrics[name], trainer.step)
+                trainer.log(f"  flow ground truth ({n} pairs): EPE {metrics['epe']:.3f} px (zero flow "
+                            f"{metrics['zero_epe']:.3f}) | Fl-all {metrics['fl_all']:.2f} %")
 
-    def log_tb(self, mode, inputs, outputs, losses):
-        writer = self.log_scalars(mode, losses)
-        if writer is None:
-            return
+    def log_images(self, writer, inputs: dict, outputs: dict, step: int) -> None:
         s = min(self.opt.scales)
         for j in range(min(4, inputs[("color", 0, 0)].shape[0])):
             for f in self.frame_ids:
-                writer.add_image(f"color_{f}_0/{j}", inputs[("color", f, 0)][j].float(), self.step)
+                writer.add_image(f"color_{f}_0/{j}", inputs[("color", f, 0)][j].float(), step)
             for f in self.source_ids:
-                writer.add_image(f"color_pred_{f}_{s}/{j}", outputs[("color", f, s)][j].float(), self.step)
-                writer.add_image(f"flow_{f}_{s}/{j}", flow_to_color(outputs[("flow", f, s)][j]), self.step)
+                writer.add_image(f"color_pred_{f}_{s}/{j}", outputs[("color", f, s)][j].float(), step)
+                writer.add_image(f"flow_{f}_{s}/{j}", flow_to_color(outputs[("flow", f, s)][j]), step)
             if f"identity_selection/{s}" in outputs:
-                writer.add_image(f"automask_{s}/{j}", outputs[f"identity_selection/{s}"][j][None], self.step)
+                writer.add_image(f"automask_{s}/{j}", outputs[f"identity_selection/{s}"][j][None], step)
 
-    # ------------------------------------------------------------------ checkpoints
-    def encoder_meta(self) -> dict:
-        """Pretraining never sees a stereo pair."""
-        return dict(super().encoder_meta(), use_stereo=False)
 
-    def load_model(self):
-        """Resume: every network of this run must be in --load_weights_folder (adam.pth is optional)."""
-        self.load_networks(MODEL_NAMES, "point --load_weights_folder at a weights folder written by pretrain_flow.py")
+def flow_trainer(options) -> Trainer:
+    """The training loop with the flow pretraining task: what ``pretrain_flow.py`` runs."""
+    return Trainer(options, FlowTask(options))

@@ -1,0 +1,321 @@
+"""Monodepth2 depth training (M, S, MS) as a task of the one training loop (``trainer.Trainer``).
+
+The networks (depth encoder + decoder, a pose network from ``POSE_MODELS``, the optional predictive mask), the
+KITTI-layout data, the warp of every source into the target view and Monodepth2's objective
+(``losses.depth_objective``). Differences from Monodepth2 that change numbers are deliberate fixes (README "What
+we fixed"): ``grid_sample`` uses ``align_corners=True`` to match the pixel normalisation; with
+``--pose_model_type posecnn --pose_model_input all`` every source uses its own predicted pose.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from monodepth2_geopt import checkpoint, geometry, networks
+from monodepth2_geopt.datasets import DATASETS
+from monodepth2_geopt.errors import InputError
+from monodepth2_geopt.losses import MinReprojectionConfig, depth_objective
+from monodepth2_geopt.metrics import training_depth_errors
+from monodepth2_geopt.splits import parse_split_line, readlines, resolve_split_dir
+from monodepth2_geopt.trainer import Runtime, TaskData, Trainer
+from monodepth2_geopt.utils import normalize_image
+
+# TensorBoard names of the training-time depth metrics (Monodepth2's).
+DEPTH_METRIC_NAMES = {"abs_rel": "de/abs_rel", "sq_rel": "de/sq_rel", "rmse": "de/rms", "rmse_log": "de/log_rms",
+                      "a1": "da/a1", "a2": "da/a2", "a3": "da/a3"}
+
+
+def validate_options(opt) -> None:
+    """Reject bad depth-training flag combinations with one clear message each."""
+    if not opt.frame_ids or opt.frame_ids[0] != 0:
+        raise InputError(f"--frame_ids must start with 0 (the target frame), got {opt.frame_ids}")
+    if len(set(opt.frame_ids)) != len(opt.frame_ids):
+        raise InputError(f"--frame_ids has duplicates: {opt.frame_ids}")
+    if opt.frame_ids == [0] and not opt.use_stereo:
+        raise InputError("--frame_ids 0 alone needs --use_stereo (S mode): there is no source frame to warp")
+    if not opt.scales or not set(opt.scales) <= {0, 1, 2, 3}:
+        raise InputError(f"--scales must be a subset of 0 1 2 3, got {opt.scales}")
+    if opt.automask_warmup < 0:
+        raise InputError(f"--automask_warmup must be >= 0 steps, got {opt.automask_warmup}")
+    if opt.init_depth is not None and not opt.min_depth < opt.init_depth < opt.max_depth:
+        raise InputError(f"--init_depth {opt.init_depth} must lie strictly between --min_depth {opt.min_depth} "
+                         f"and --max_depth {opt.max_depth}")
+    if opt.automask_warmup and opt.disable_automasking:
+        raise InputError("--automask_warmup has no effect with --disable_automasking; drop one of them")
+    if opt.predictive_mask and not opt.disable_automasking:
+        raise InputError("--predictive_mask needs --disable_automasking (the two masks are alternatives)")
+    if opt.geopt_pose and opt.pose_model_type != "separate_resnet":
+        raise InputError("--geopt_pose needs --pose_model_type separate_resnet")
+
+
+def split_file_lines(split: str, name: str) -> list[str]:
+    path = resolve_split_dir(split) / f"{name}_files.txt"
+    lines = [ln for ln in readlines(path) if ln.strip()]
+    if not lines:
+        raise InputError(f"split file {path} is empty: list frames as 'folder frame_index side' "
+                         "(make one with `python make_split.py`)")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------------- pose models
+@dataclasses.dataclass(frozen=True)
+class PoseModel:
+    """How one ``--pose_model_type`` is built and fed. ``build(encoder, num_layers, pretrained, num_frames)`` returns
+    the networks it adds; ``inputs(nets, frames)`` turns a list of frames (or encoder features) into its input."""
+    build: Callable[[nn.Module, int, bool, int], dict[str, nn.Module]]
+    inputs: Callable[[dict, list], object]
+    shares_encoder: bool = False  # poses from the depth encoder's features of every frame
+
+
+def _separate_resnet(encoder, num_layers, pretrained, num_frames):
+    pose_encoder = networks.ResnetEncoder(num_layers, pretrained, num_frames)
+    # Monodepth2 hard-codes 2 predicted frames (kept: released pose.pth has 12 outputs); with
+    # --pose_model_input all and more than 2 source frames it needs one pose per source.
+    return {"pose_encoder": pose_encoder,
+            "pose": networks.PoseDecoder(pose_encoder.num_ch_enc, 1, max(2, num_frames - 1))}
+
+
+POSE_MODELS: dict[str, PoseModel] = {
+    "separate_resnet": PoseModel(_separate_resnet,
+                                 lambda nets, frames: [nets["pose_encoder"](torch.cat(frames, 1))]),
+    "shared": PoseModel(lambda enc, n, p, k: {"pose": networks.PoseDecoder(enc.num_ch_enc, k)},
+                        lambda nets, frames: frames, shares_encoder=True),
+    "posecnn": PoseModel(lambda enc, n, p, k: {"pose": networks.PoseCNN(k)},
+                         lambda nets, frames: torch.cat(frames, 1)),
+}
+
+
+class DepthTask:
+    """Self-supervised depth from monocular sequences and/or stereo pairs (Godard et al., ICCV 2019)."""
+    kind = "depth"
+    num_scales_in_batch = 4  # the image pyramid every loss scale compares against
+
+    def __init__(self, options):
+        self.opt = opt = options
+        self.frame_ids = list(opt.frame_ids) + (["s"] if opt.use_stereo else [])
+        self.num_scales = len(opt.scales)
+        self.num_input_frames = len(opt.frame_ids)
+        self.num_pose_frames = 2 if opt.pose_model_input == "pairs" else self.num_input_frames
+        self.use_pose_net = not (opt.use_stereo and opt.frame_ids == [0])
+        self.pose_model = POSE_MODELS[opt.pose_model_type]
+        self.loss_cfg = MinReprojectionConfig(avg_reprojection=opt.avg_reprojection,
+                                              automask=not opt.disable_automasking, no_ssim=opt.no_ssim)
+        self.warmup_loss_cfg = dataclasses.replace(self.loss_cfg, automask=False)
+        self.rt: Runtime | None = None
+
+    def validate_options(self) -> None:
+        validate_options(self.opt)
+
+    def derived_options(self) -> dict:
+        return {"frame_ids": self.frame_ids}
+
+    # ------------------------------------------------------------------ set-up
+    def build_data(self, rt: Runtime) -> TaskData:
+        self.rt = rt
+        opt = self.opt
+        dataset_cls = DATASETS[opt.dataset]
+        train_files = split_file_lines(opt.split, "train")
+        val_files = split_file_lines(opt.split, "val")
+        ext = ".png" if opt.png else ".jpg"
+        common = dict(num_scales=self.num_scales_in_batch, img_ext=ext, intrinsics=opt.intrinsics,
+                      stereo_baseline=opt.stereo_baseline, image_cache=opt.image_cache)
+        train = dataset_cls(opt.data_path, train_files, opt.height, opt.width, self.frame_ids, is_train=True,
+                            **common)
+        # Ground truth for monitoring is read only for the validation batch, never on the training path.
+        probe = dataset_cls(opt.data_path, val_files, opt.height, opt.width, self.frame_ids, **common)
+        val = dataset_cls(opt.data_path, val_files, opt.height, opt.width, self.frame_ids,
+                          load_depth=probe.check_depth(), **common)
+        train.load_color(*parse_split_line(train.filenames[0]), False)  # fail fast, named
+        return TaskData(train, val_dataset=val,
+                        description=f"Using split: {opt.split} | {len(train)} training items and "
+                                    f"{len(val)} validation items")
+
+    def build_models(self) -> dict[str, nn.Module]:
+        opt = self.opt
+        pretrained = opt.weights_init == "pretrained"
+        models = {"encoder": networks.ResnetEncoder(opt.num_layers, pretrained)}
+        models["depth"] = networks.DepthDecoder(models["encoder"].num_ch_enc, opt.scales)
+        if opt.init_depth is not None:  # (a --load_weights_folder depth.pth replaces this later)
+            models["depth"].init_output(geometry.depth_to_sigmoid(opt.init_depth, opt.min_depth, opt.max_depth))
+        if self.use_pose_net:
+            models.update(self.pose_model.build(models["encoder"], opt.num_layers, pretrained,
+                                                self.num_pose_frames))
+        if opt.predictive_mask:
+            models["predictive_mask"] = networks.DepthDecoder(models["encoder"].num_ch_enc, opt.scales,
+                                                              num_output_channels=len(self.frame_ids) - 1)
+        for m in models.values():  # ResNet's classifier is kept for checkpoint compatibility, never trained
+            if isinstance(m, networks.ResnetEncoder):
+                m.encoder.fc.requires_grad_(False)
+        return models
+
+    def init_weights(self, models: dict[str, nn.Module], log) -> None:
+        """--geopt_weights into the encoder(s), then --load_weights_folder (Monodepth2's fine-tuning start)."""
+        opt = self.opt
+        if opt.geopt_weights:
+            from monodepth2_geopt.geopt import load_geopt_encoder, load_geopt_pose_encoder
+            n = load_geopt_encoder(models["encoder"], opt.geopt_weights)
+            log(f"GeoPt: loaded {n} tensors into the depth encoder from {opt.geopt_weights}")
+            if opt.geopt_pose:
+                n = load_geopt_pose_encoder(models["pose_encoder"], opt.geopt_weights)
+                log(f"GeoPt: loaded {n} tensors into the pose encoder from the motion encoder")
+        if opt.load_weights_folder:
+            names = []
+            for name in opt.models_to_load:
+                if name in models:
+                    names.append(name)
+                else:
+                    log(f"  skipping {name}: this run has no such model")
+            load_networks(models, opt.load_weights_folder, names, log,
+                          "drop it from --models_to_load or point --load_weights_folder at a complete weights folder")
+
+    def encoder_meta(self) -> dict:
+        """The metadata Monodepth2 stores in encoder.pth."""
+        return {"height": self.opt.height, "width": self.opt.width, "use_stereo": self.opt.use_stereo}
+
+    # ------------------------------------------------------------------ forward and objective
+    def forward(self, nets: dict[str, nn.Module], inputs: dict, step: int) -> tuple[dict, dict]:
+        outputs = self.predict(nets, inputs)
+        self.generate_images_pred(inputs, outputs)
+        losses = self.compute_losses(inputs, outputs, step)
+        return outputs, losses
+
+    def predict(self, nets: dict[str, nn.Module], inputs: dict) -> dict:
+        """Disparities (and masks, poses) from the networks, in bf16 under --amp, returned in fp32."""
+        opt = self.opt
+        with self.rt.autocast():
+            if self.pose_model.shares_encoder:
+                b = inputs[("color_aug", 0, 0)].shape[0]
+                all_aug = torch.cat([inputs[("color_aug", i, 0)] for i in self.frame_ids])
+                all_features = [torch.split(f, b) for f in nets["encoder"](all_aug)]
+                features = {k: [f[i] for f in all_features] for i, k in enumerate(self.frame_ids)}
+            else:
+                features = {0: nets["encoder"](inputs[("color_aug", 0, 0)])}
+            outputs = nets["depth"](features[0])
+            if opt.predictive_mask:
+                mask_out = nets["predictive_mask"](features[0])
+                outputs.update({("predictive_mask", "disp", s): v for (_, s), v in mask_out.items()})
+            if self.use_pose_net:
+                outputs.update(self.predict_poses(nets, inputs, features))
+        return {k: v.float() for k, v in outputs.items()}
+
+    def predict_poses(self, nets: dict[str, nn.Module], inputs: dict, features: dict) -> dict:
+        """Relative camera poses target<->source; pairs are always fed in temporal order."""
+        outputs = {}
+        sources = [f for f in self.frame_ids[1:] if f != "s"]
+        if self.pose_model.shares_encoder:
+            feats = features
+        else:
+            feats = {f: inputs[("color_aug", f, 0)] for f in self.frame_ids if f != "s"}
+        if self.num_pose_frames == 2:
+            for f_i in sources:
+                pair = [feats[f_i], feats[0]] if f_i < 0 else [feats[0], feats[f_i]]
+                axisangle, translation = nets["pose"](self.pose_model.inputs(nets, pair))
+                outputs[("axisangle", 0, f_i)] = axisangle
+                outputs[("translation", 0, f_i)] = translation
+                outputs[("cam_T_cam", 0, f_i)] = geometry.transformation_from_parameters(
+                    axisangle[:, 0].float(), translation[:, 0].float(), invert=(f_i < 0))
+        else:
+            axisangle, translation = nets["pose"](self.pose_model.inputs(nets, [feats[f] for f in [0] + sources]))
+            for i, f_i in enumerate(sources):
+                outputs[("axisangle", 0, f_i)] = axisangle[:, i:i + 1]
+                outputs[("translation", 0, f_i)] = translation[:, i:i + 1]
+                outputs[("cam_T_cam", 0, f_i)] = geometry.transformation_from_parameters(
+                    axisangle[:, i].float(), translation[:, i].float())
+        return outputs
+
+    def generate_images_pred(self, inputs: dict, outputs: dict) -> None:
+        """Warp every source frame into the target view with the predicted depth, at every loss scale."""
+        opt = self.opt
+        for scale in opt.scales:
+            disp = outputs[("disp", scale)]
+            if opt.v1_multiscale:
+                source_scale = scale
+            else:
+                disp = F.interpolate(disp, [opt.height, opt.width], mode="bilinear", align_corners=False)
+                source_scale = 0
+            _, depth = geometry.disp_to_depth(disp, opt.min_depth, opt.max_depth)
+            outputs[("depth", 0, scale)] = depth
+            for frame_id in self.frame_ids[1:]:
+                if frame_id == "s":
+                    T = inputs["stereo_T"]
+                elif opt.pose_model_type == "posecnn":
+                    # PoseCNN translation is scaled by the mean inverse depth (Wang et al., arXiv 1712.00175).
+                    mean_inv_depth = (1 / depth).mean(dim=(2, 3))
+                    T = geometry.transformation_from_parameters(
+                        outputs[("axisangle", 0, frame_id)][:, 0],
+                        outputs[("translation", 0, frame_id)][:, 0] * mean_inv_depth[:, None],
+                        invert=frame_id < 0)
+                else:
+                    T = outputs[("cam_T_cam", 0, frame_id)]
+                pix = geometry.rigid_pixels(depth, inputs[("K", source_scale)], inputs[("inv_K", source_scale)], T)
+                outputs[("color", frame_id, scale)] = geometry.sample(inputs[("color", frame_id, source_scale)],
+                                                                      pix, padding_mode="border")
+
+    def active_loss_cfg(self, step: int) -> MinReprojectionConfig:
+        """The reprojection-loss settings at ``step`` (auto-masking is off during --automask_warmup)."""
+        return self.warmup_loss_cfg if step < self.opt.automask_warmup else self.loss_cfg
+
+    def compute_losses(self, inputs: dict, outputs: dict, step: int) -> dict:
+        opt = self.opt
+        sources = self.frame_ids[1:]
+        masks = None
+        if opt.predictive_mask:
+            masks = {s: outputs[("predictive_mask", "disp", s)] if opt.v1_multiscale else
+                     F.interpolate(outputs[("predictive_mask", "disp", s)], [opt.height, opt.width],
+                                   mode="bilinear", align_corners=False) for s in opt.scales}
+        colors = {(f, s): inputs[("color", f, s)] for f in self.frame_ids for s in range(self.num_scales_in_batch)}
+        loss, per_scale, selections = depth_objective(
+            {(f, s): outputs[("color", f, s)] for f in sources for s in opt.scales}, colors,
+            {s: outputs[("disp", s)] for s in opt.scales}, sources, opt.scales, self.active_loss_cfg(step),
+            opt.disparity_smoothness, opt.v1_multiscale, masks)
+        for s, selection in selections.items():
+            outputs[f"identity_selection/{s}"] = selection
+        return {**per_scale, "loss": loss}
+
+    # ------------------------------------------------------------------ monitoring
+    @torch.no_grad()
+    def batch_metrics(self, inputs: dict, outputs: dict) -> dict:
+        """Depth metrics on a batch with ground truth (Monodepth2's training monitor, ``training_depth_errors``)."""
+        if "depth_gt" not in inputs:
+            return {}
+        errors = training_depth_errors(inputs["depth_gt"], outputs[("depth", 0, 0)])
+        return {DEPTH_METRIC_NAMES[k]: float(v) for k, v in errors.items()}
+
+    def validate_extra(self, trainer: Trainer) -> None:
+        """Nothing beyond the validation batch's losses and metrics."""
+
+    def log_images(self, writer, inputs: dict, outputs: dict, step: int) -> None:
+        opt = self.opt
+        for j in range(min(4, opt.batch_size, inputs[("color", 0, 0)].shape[0])):
+            for s in opt.scales:
+                for f in self.frame_ids:
+                    writer.add_image(f"color_{f}_{s}/{j}", inputs[("color", f, s)][j].float(), step)
+                    if s == 0 and f != 0:
+                        writer.add_image(f"color_pred_{f}_{s}/{j}", outputs[("color", f, s)][j].float(), step)
+                writer.add_image(f"disp_{s}/{j}", normalize_image(outputs[("disp", s)][j].float()), step)
+                if opt.predictive_mask:
+                    for f_idx, f in enumerate(self.frame_ids[1:]):
+                        writer.add_image(f"predictive_mask_{f}_{s}/{j}",
+                                         outputs[("predictive_mask", "disp", s)][j, f_idx][None].float(), step)
+                elif f"identity_selection/{s}" in outputs:
+                    writer.add_image(f"automask_{s}/{j}", outputs[f"identity_selection/{s}"][j][None], step)
+
+
+def load_networks(models: dict[str, nn.Module], weights_folder: str, names, log, why: str) -> None:
+    """Load ``<name>.pth`` of ``weights_folder`` into each named model, in order, each file checked first."""
+    folder = checkpoint.require_weight_files(os.path.expanduser(weights_folder), (), why)
+    log(f"loading model from folder {folder}")
+    for name in names:
+        checkpoint.require_weight_files(folder, [f"{name}.pth"], why)
+        checkpoint.load_into(models[name], folder / f"{name}.pth", name)
+        log(f"  loaded {name}")
+
+
+def depth_trainer(options) -> Trainer:
+    """The training loop with the depth task: what ``train.py`` runs."""
+    return Trainer(options, DepthTask(options))
