@@ -166,8 +166,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def refuse_existing(paths: Iterable[str | Path], overwrite: bool, flag: str = "--overwrite") -> None:
-    """Raise InputError naming the first of ``paths`` that exists, unless ``overwrite``.
+def refuse_existing(paths: Iterable[str | Path], overwrite: bool, flag: str = "--overwrite",
+                    error: type[InputError] = InputError) -> None:
+    """Raise ``error`` (an InputError) naming the first of ``paths`` that exists, unless ``overwrite``.
 
     Commands call this before their long work starts, so a refusal costs nothing.
     """
@@ -176,7 +177,7 @@ def refuse_existing(paths: Iterable[str | Path], overwrite: bool, flag: str = "-
     existing = [Path(p) for p in paths if os.path.lexists(p)]
     if existing:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise InputError(f"{existing[0]}{more} already exists; pass {flag} to replace it")
+        raise error(f"{existing[0]}{more} already exists; pass {flag} to replace it")
 
 
 def _split_files(names: Iterable[str] | None) -> list[str]:
