@@ -8,9 +8,11 @@ Split line format (Monodepth2): `<folder> <frame_index> <side>`, e.g.
 import hashlib
 import os
 import random
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from glob import escape as glob_escape
 from pathlib import Path
 from urllib.error import URLError
 from urllib.request import urlopen
@@ -164,6 +166,55 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through :func:`atomic_path`."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+@contextmanager
+def atomic_dir(target: str | Path) -> Iterator[Path]:
+    """A fresh folder beside ``target`` to build in; when the block ends without an error it replaces ``target``.
+
+    The swap is two renames (the old ``target`` aside, the new folder in), then the old one is deleted, so a
+    reader sees the old complete folder, the new complete folder, or (after a kill between the two renames)
+    none: never a mix of old and new files. A failure or Ctrl-C removes the half-built folder and leaves
+    ``target`` untouched; a hard kill leaves a hidden ``.<name>.building-<pid>-*`` folder that the next call
+    removes (once that process is gone), like a ``.<name>.old-*`` folder left between the renames.
+    """
+    target = Path(target)
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftover_dirs(parent, target.name)
+    build = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.building-{os.getpid()}-"))
+    try:
+        yield build
+        os.chmod(build, 0o755)  # mkdtemp creates 0700
+        if target.is_dir() and any(target.iterdir()):
+            old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.old-"))
+            os.replace(target, old)  # rename(2) replaces the empty placeholder
+            os.replace(build, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(build, target)  # an empty folder is replaced in one rename
+    finally:
+        if build.exists():
+            shutil.rmtree(build, ignore_errors=True)
+
+
+def _remove_leftover_dirs(parent: Path, name: str) -> None:
+    for path in parent.glob(f".{glob_escape(name)}.*"):
+        kind, _, rest = path.name[len(name) + 2:].partition("-")
+        if kind == "old" or (kind == "building" and not _pid_alive(rest.partition("-")[0])):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _pid_alive(pid: str) -> bool:
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def refuse_existing(paths: Iterable[str | Path], overwrite: bool, flag: str = "--overwrite",
@@ -336,7 +387,7 @@ def make_split(data_path: str | Path, out_dir: str | Path, frame_ids: Sequence[i
 __all__ = [
     "MONODEPTH2_REPO", "MONODEPTH2_COMMIT", "PUBLISHED_SPLITS", "SPLIT_SHA256", "SplitDownloadError",
     "readlines", "parse_split_line", "read_split_file", "available_splits", "resolve_split_dir",
-    "sha256_file", "atomic_path", "atomic_write_bytes", "refuse_existing", "download_splits", "verify_splits",
+    "sha256_file", "atomic_path", "atomic_write_bytes", "atomic_dir", "refuse_existing", "download_splits", "verify_splits",
     "find_split_lines", "make_split",
 ]
 
