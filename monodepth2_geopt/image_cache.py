@@ -42,7 +42,6 @@ MANIFEST = "manifest.json"
 CACHE_FORMAT = 2  # 1: no manifest (before staleness checks); refused
 REBUILD = ("rebuild it with `python prepare_cache.py --data_path ... --split ... --height H --width W "
            "--image_cache {root} --overwrite`")
-_CHECKED: set = set()  # (cache root, data_path, manifest mtime) already validated in this process
 
 
 def _camera(side) -> str:
@@ -132,17 +131,12 @@ class ImageCache:
         if (manifest["height"], manifest["width"]) != (height, width):
             raise InputError(f"image cache {self.root} is {manifest['width']}x{manifest['height']}, but training "
                              f"uses {width}x{height}; {REBUILD.format(root=self.root)}")
-        if data_path is not None:
-            key = (str(self.root.resolve()), str(Path(data_path).resolve()),
-                   (self.root / MANIFEST).stat().st_mtime_ns)
-            if key not in _CHECKED:
-                stale = stale_sources(manifest, data_path)
-                if stale:
-                    raise InputError(f"image cache {self.root} is stale: {len(stale)} of its "
-                                     f"{len(manifest['sources'])} source images changed or went missing since it "
-                                     f"was built (e.g. {Path(data_path) / stale[0]}); "
-                                     f"{REBUILD.format(root=self.root)}")
-                _CHECKED.add(key)
+        if data_path is not None:  # one stat per cached image (well under a second for KITTI's eigen_zhou)
+            stale = stale_sources(manifest, data_path)
+            if stale:
+                raise InputError(f"image cache {self.root} is stale: {len(stale)} of its "
+                                 f"{len(manifest['sources'])} source images changed or went missing since it "
+                                 f"was built (e.g. {Path(data_path) / stale[0]}); {REBUILD.format(root=self.root)}")
 
     def warn_missing(self, dataset) -> None:
         """Warn when ``dataset`` needs frames the cache lacks (they are decoded instead: slower, not wrong)."""
