@@ -15,11 +15,14 @@ def main() -> None:
     parser.add_argument("--dest", default=str(REPO_ROOT / "splits"), help="destination folder")
     parser.add_argument("--verify", action="store_true", help="only check the files' hashes")
     parser.add_argument("--force", action="store_true", help="download even if files are valid")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace present files whose content differs from the published ones (e.g. your "
+                             "edits); without it the script refuses and fetches nothing")
     opt = parser.parse_args()
     names = opt.names or None
     try:
         if not opt.verify:
-            download_splits(names, opt.dest, overwrite=opt.force)
+            download_splits(names, opt.dest, overwrite=opt.overwrite, force=opt.force)
         bad = {rel: s for rel, s in verify_splits(opt.dest, names).items() if s != "ok"}
     except (OSError, ValueError, SplitDownloadError) as err:
         sys.exit(f"error: {err}")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from monodepth2_geopt.errors import InputError, run_cli
 from monodepth2_geopt.options import MonodepthOptions
+from monodepth2_geopt.splits import atomic_write_bytes, refuse_existing
 
 
 def main():
@@ -28,6 +29,8 @@ def main():
                          "<folder with flow ground truth, or of video frames>")
     if opt.json and Path(opt.json).is_dir():
         raise InputError(f"--json {opt.json} is a folder; give a file name such as diagnostics.json")
+    if opt.json:
+        refuse_existing([opt.json], opt.overwrite)  # before the (long) evaluation
     device = pick_device(opt.no_cuda)
     encoder, motion, decoder, meta = load_flow_model(opt.load_weights_folder, device)
     height, width = int(meta.get("height", opt.height)), int(meta.get("width", opt.width))
@@ -48,7 +51,7 @@ def main():
         result = {k: diag[k] for k in fd.DIAGNOSTIC_KEYS}
         result.update(epe_kind=diag["epe_kind"], num_images=len(samples), weights=str(opt.load_weights_folder),
                       data=str(path), height=height, width=width)
-        Path(opt.json).write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write_bytes(opt.json, (json.dumps(result, indent=2) + "\n").encode())
         print(f"wrote {opt.json}")
 
 

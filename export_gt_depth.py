@@ -16,11 +16,13 @@ def main() -> None:
     parser.add_argument("--gt_source", choices=GT_SOURCES,
                         help="velodyne scans or KITTI depth PNGs "
                              "(default: depth_png for eigen_benchmark, velodyne otherwise)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output file (without it the script refuses)")
     opt = parser.parse_args()
     try:
         split_dir = resolve_split_dir(opt.split)
         source = opt.gt_source or SPLIT_GT_SOURCE.get(split_dir.name, "velodyne")
-        path = export_gt_depths(opt.data_path, split_dir, source, opt.output)
+        path = export_gt_depths(opt.data_path, split_dir, source, opt.output, opt.overwrite)
     except (OSError, ValueError) as err:
         sys.exit(f"error: {err}")
     print(f"Saved {source} ground truth for {split_dir} to {path}")

@@ -22,18 +22,21 @@ def main():
     p.add_argument("--num_sequences", type=int, default=1, help="--video: number of sequences")
     p.add_argument("--frames", type=int, default=100, help="--video: frames per sequence")
     p.add_argument("--mp4", action="store_true", help="--video: also write <seq>.mp4 (PyAV)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a non-empty --out_dir that generate_synthetic.py wrote (without it the script "
+                        "refuses; a folder holding other files is refused either way)")
     args = p.parse_args()
 
     start = time.perf_counter()
     if args.video:
         out = generate_video(args.out_dir, args.num_sequences, args.frames, args.width, args.height, args.seed,
                              mp4=args.mp4, moving_objects=args.moving_objects,
-                             brightness_change=args.brightness_change)
+                             brightness_change=args.brightness_change, overwrite=args.overwrite)
         print("\n".join(out))
     else:
         info = generate_dataset(args.out_dir, args.num_drives, args.frames_per_drive, args.width, args.height,
                                 args.seed, args.ext, args.moving_objects, args.brightness_change,
-                                velodyne=not args.no_velodyne, verbose=True)
+                                velodyne=not args.no_velodyne, verbose=True, overwrite=args.overwrite)
         print("splits:", ", ".join(f"{k}={v}" for k, v in info["splits"].items()))
     print(f"done in {time.perf_counter() - start:.1f} s")
 

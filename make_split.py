@@ -17,10 +17,12 @@ def main() -> None:
     parser.add_argument("--by_drive", action="store_true", help="split whole drives, not frames")
     parser.add_argument("--stereo", action="store_true", help="add r lines where image_03 exists")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the split")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace split lists already in --out_dir (without it the script refuses)")
     opt = parser.parse_args()
     try:
         lists = make_split(opt.data_path, opt.out_dir, opt.frame_ids, opt.val_fraction,
-                           opt.test_fraction, opt.by_drive, opt.stereo, opt.seed)
+                           opt.test_fraction, opt.by_drive, opt.stereo, opt.seed, opt.overwrite)
     except (OSError, ValueError) as err:
         sys.exit(f"error: {err}")
     print(", ".join(f"{len(v)} {k}" for k, v in lists.items()) + f" lines written to {opt.out_dir}")

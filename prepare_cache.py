@@ -20,7 +20,7 @@ def main():
     lines = split_file_lines(opt.split, "train") + split_file_lines(opt.split, "val")
     ds = DATASETS[opt.dataset](opt.data_path, lines, opt.height, opt.width, frame_ids,
                                img_ext=".png" if opt.png else ".jpg")
-    total = build_cache(ds, opt.image_cache)
+    total = build_cache(ds, opt.image_cache, progress=not opt.no_progress, overwrite=opt.overwrite)  # refuses a stale cache without --overwrite
     print(f"cached {total} frames at {opt.width}x{opt.height} in {opt.image_cache}")
 
 

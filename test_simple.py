@@ -22,13 +22,15 @@ def parse_args():
     p.add_argument("--pred_metric_depth", action="store_true",
                    help="if set, writes metric depth (x5.4) instead of disparity; only for stereo-trained models")
     p.add_argument("--output_dir", type=str, help="folder for the outputs (default: next to each input)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace outputs that already exist (without it the script refuses before predicting)")
     return p.parse_args()
 
 
 def main():
     a = parse_args()
     run_inference(a.image_path, a.load_weights_folder, a.model_name, a.ext, a.no_cuda, a.pred_metric_depth,
-                  a.output_dir)
+                  a.output_dir, overwrite=a.overwrite)
 
 
 if __name__ == "__main__":

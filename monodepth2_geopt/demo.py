@@ -58,14 +58,15 @@ def run_demo(out_dir: str | os.PathLike = "demo", width: int = 192, height: int 
          "--num_epochs", depth_epochs, "--geopt_weights", geopt, "--init_depth", 2, *common)
     weights = latest_weights(runs / "depth")
     step("5/6 export the test drive's ground truth", "export_gt_depth.py",
-         "--data_path", world, "--split", world / "splits", "--gt_source", "depth_png")
+         "--data_path", world, "--split", world / "splits", "--gt_source", "depth_png",
+         "--overwrite")  # the demo's own outputs: a rerun replaces them
     step("5/6 evaluate on the held-out test drive (metric: x5.4, no median scaling)", "evaluate_depth.py",
          "--load_weights_folder", weights, "--eval_stereo", "--eval_split", world / "splits", "--data_path", world, "--png",
          "--eval_out_dir", out / "eval", "--num_workers", 0)
     first = (world / "splits" / "test_files.txt").read_text().split("\n")[0].split()
     image = world / first[0] / "image_02" / "data" / f"{int(first[1]):010d}.png"
     step("6/6 single-image inference", "test_simple.py", "--image_path", image, "--load_weights_folder", weights,
-         "--output_dir", out / "predictions")
+         "--output_dir", out / "predictions", "--overwrite")
     disp = out / "predictions" / f"{image.stem}_disp.jpeg"
     print(f"\nDone in {time.time() - started:.0f} s. Metrics: {out / 'eval'}; disparity image: {disp}")
     return {"weights": weights, "geopt": geopt, "disparity_image": disp}

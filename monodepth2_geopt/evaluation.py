@@ -35,7 +35,7 @@ from monodepth2_geopt import metrics
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.geometry import disp_to_depth
 from monodepth2_geopt.gt_depth import load_gt_depths
-from monodepth2_geopt.splits import REPO_ROOT, readlines, resolve_split_dir
+from monodepth2_geopt.splits import REPO_ROOT, atomic_path, readlines, refuse_existing, resolve_split_dir
 
 EVAL_BATCH_SIZE = 16  # Monodepth2 evaluates in batches of 16
 EDGE_RAMP = 0.05  # Monodepth v1 post-processing: the outer 5% on each side come from one prediction
@@ -306,8 +306,14 @@ def evaluate(opt, log: Log = print) -> dict:
     if evaluating and split.kind == "odom":
         raise InputError(f"{split.name} has no depth ground truth (KITTI odometry): use --no_eval "
                          "--save_pred_disps to export disparities, or evaluate_pose.py for trajectories")
-    gt_depths = (load_gt_depths(split.gt_path, split=split.name, allow_pickle=opt.allow_pickle)
-                 if evaluating else None)
+    gt_depths = (load_gt_depths(split.gt_path, split=split.name, allow_pickle=opt.allow_pickle,
+                                split_file=split.test_file) if evaluating else None)
+    out_dir = output_dir(opt)
+    label = split_label(split)
+    if opt.save_pred_disps:  # refuse before predicting, not after
+        if out_dir is None:
+            raise InputError("--save_pred_disps with --ext_disp_to_eval needs --eval_out_dir")
+        refuse_existing([out_dir / f"disps_{label}_split.npy"], getattr(opt, "overwrite", False))
 
     meta = {}
     if opt.ext_disp_to_eval:
@@ -318,14 +324,10 @@ def evaluate(opt, log: Log = print) -> dict:
         log("   note: this model was trained with stereo; --eval_stereo gives metric depth without scaling")
 
     result: dict = {"split": split.name, "num_images": len(pred_disps), "protocol": protocol.label}
-    out_dir = output_dir(opt)
-    label = split_label(split)
     if opt.save_pred_disps:
-        if out_dir is None:
-            raise InputError("--save_pred_disps with --ext_disp_to_eval needs --eval_out_dir")
-        out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"disps_{label}_split.npy"
-        np.save(path, pred_disps)
+        with atomic_path(path) as tmp:
+            np.save(tmp, pred_disps)
         log(f"-> Saved predicted disparities to {path}")
         result["pred_disps_path"] = str(path)
     if opt.eval_out_dir:

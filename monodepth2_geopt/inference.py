@@ -32,6 +32,7 @@ from PIL import Image
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.geometry import disp_to_depth
 from monodepth2_geopt.metrics import STEREO_SCALE_FACTOR
+from monodepth2_geopt.splits import atomic_path, refuse_existing
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODELS_DIR = REPO_ROOT / "models"
@@ -225,16 +226,19 @@ def process_image(predictor: DepthPredictor, path: Path, out_dir: Path, pred_met
     """Write ``<name>_disp.jpeg`` and ``<name>_disp.npy`` (or ``<name>_depth.npy``); return their paths."""
     image = _open_image(path)
     disp = predictor.predict(image)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if pred_metric_depth:
-        npy = out_dir / f"{path.stem}_depth.npy"
-        np.save(npy, predictor.metric_depth(disp))
-    else:
-        npy = out_dir / f"{path.stem}_disp.npy"
-        np.save(npy, disp)
-    jpeg = out_dir / f"{path.stem}_disp.jpeg"
-    Image.fromarray(predictor.colorize(disp, image.size)).save(jpeg, quality=95)
+    jpeg, npy = output_paths(path, out_dir, pred_metric_depth)
+    with atomic_path(npy) as tmp:
+        np.save(tmp, predictor.metric_depth(disp) if pred_metric_depth else disp)
+    with atomic_path(jpeg) as tmp:
+        Image.fromarray(predictor.colorize(disp, image.size)).save(tmp, format="JPEG", quality=95)
     return [jpeg, npy]
+
+
+def output_paths(path: Path, out_dir: Path, pred_metric_depth: bool = False) -> list[Path]:
+    """The files ``process_image`` / ``process_video`` write for the input ``path``."""
+    if is_video(path):
+        return [out_dir / f"{path.stem}_disp.mp4"]
+    return [out_dir / f"{path.stem}_disp.jpeg", out_dir / f"{path.stem}_{'depth' if pred_metric_depth else 'disp'}.npy"]
 
 
 def process_video(predictor: DepthPredictor, path: Path, out_dir: Path, log: Log = print) -> Path:
@@ -279,8 +283,13 @@ def process_video(predictor: DepthPredictor, path: Path, out_dir: Path, log: Log
 def run_inference(image_path: str | Path, load_weights_folder: str | Path | None = None,
                   model_name: str | None = None, ext: str = "jpg", no_cuda: bool = False,
                   pred_metric_depth: bool = False, output_dir: str | Path | None = None,
-                  models_dir: str | Path = DEFAULT_MODELS_DIR, log: Log = print) -> list[Path]:
-    """Predict depth for an image, a folder of images or a video; returns the files written."""
+                  models_dir: str | Path = DEFAULT_MODELS_DIR, log: Log = print, overwrite: bool = False
+                  ) -> list[Path]:
+    """Predict depth for an image, a folder of images or a video; returns the files written.
+
+    Outputs that already exist are refused (before the model loads) unless ``overwrite``; each file is
+    written atomically.
+    """
     from tqdm import tqdm
 
     from monodepth2_geopt.utils import pick_device
@@ -293,7 +302,10 @@ def run_inference(image_path: str | Path, load_weights_folder: str | Path | None
         raise InputError("pass --load_weights_folder <weights folder> or --model_name <released model>")
     inputs = list_inputs(image_path, ext)
     device = pick_device(no_cuda)
-    predictor = DepthPredictor(folder, device)
+    predictor = DepthPredictor(folder, device)  # a bad weights folder is named first
+    out_dirs = [Path(output_dir).expanduser() if output_dir else path.parent for path in inputs]
+    refuse_existing([p for path, out_dir in zip(inputs, out_dirs)
+                     for p in output_paths(path, out_dir, pred_metric_depth)], overwrite)
     log(f"-> Loaded ResNet-{predictor.meta['num_layers']} model from {folder} "
         f"({predictor.width}x{predictor.height}, {device})")
     if pred_metric_depth and not predictor.use_stereo:
@@ -301,8 +313,8 @@ def run_inference(image_path: str | Path, load_weights_folder: str | Path | None
                       "with stereo, so the depths are not metric", stacklevel=2)
     folder_mode = Path(image_path).expanduser().is_dir()
     written: list[Path] = []
-    for path in tqdm(inputs, desc="predicting", unit="image", disable=not folder_mode or len(inputs) < 2):
-        out_dir = Path(output_dir).expanduser() if output_dir else path.parent
+    for path, out_dir in tqdm(list(zip(inputs, out_dirs)), desc="predicting", unit="image",
+                              disable=not folder_mode or len(inputs) < 2):
         try:
             if is_video(path):
                 written.append(process_video(predictor, path, out_dir, log))
@@ -318,4 +330,4 @@ def run_inference(image_path: str | Path, load_weights_folder: str | Path | None
 
 __all__ = ["RELEASED_MODELS", "MODEL_URL", "DEFAULT_MODELS_DIR", "download_released_model",
            "released_model_folder", "colormap_disparity", "DepthPredictor", "is_own_output", "list_inputs",
-           "process_image", "process_video", "run_inference"]
+           "process_image", "process_video", "output_paths", "run_inference"]

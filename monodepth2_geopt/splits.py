@@ -8,8 +8,11 @@ Split line format (Monodepth2): `<folder> <frame_index> <side>`, e.g.
 import hashlib
 import os
 import random
+import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from glob import escape as glob_escape
 from pathlib import Path
 from urllib.error import URLError
 from urllib.request import urlopen
@@ -140,18 +143,92 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    # Write a temp file in the destination folder, then rename: readers never see a partial file.
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary file name beside ``path``, renamed onto ``path`` when the block ends without an error.
+
+    Readers never see a half-written file, and a failure (or Ctrl-C) leaves the previous ``path`` untouched and
+    no temporary file behind. The temporary name keeps ``path``'s suffix (np.save/np.savez add theirs otherwise).
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        yield Path(tmp)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through :func:`atomic_path`."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+@contextmanager
+def atomic_dir(target: str | Path) -> Iterator[Path]:
+    """A fresh folder beside ``target`` to build in; when the block ends without an error it replaces ``target``.
+
+    The swap is two renames (the old ``target`` aside, the new folder in), then the old one is deleted, so a
+    reader sees the old complete folder, the new complete folder, or (after a kill between the two renames)
+    none: never a mix of old and new files. A failure or Ctrl-C removes the half-built folder and leaves
+    ``target`` untouched; a hard kill leaves a hidden ``.<name>.building-<pid>-*`` folder that the next call
+    removes (once that process is gone), like a ``.<name>.old-*`` folder left between the renames.
+    """
+    target = Path(target)
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftover_dirs(parent, target.name)
+    build = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.building-{os.getpid()}-"))
+    try:
+        yield build
+        os.chmod(build, 0o755)  # mkdtemp creates 0700
+        if target.is_dir() and any(target.iterdir()):
+            old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.old-"))
+            os.replace(target, old)  # rename(2) replaces the empty placeholder
+            os.replace(build, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(build, target)  # an empty folder is replaced in one rename
+    finally:
+        if build.exists():
+            shutil.rmtree(build, ignore_errors=True)
+
+
+def _remove_leftover_dirs(parent: Path, name: str) -> None:
+    for path in parent.glob(f".{glob_escape(name)}.*"):
+        kind, _, rest = path.name[len(name) + 2:].partition("-")
+        if kind == "old" or (kind == "building" and not _pid_alive(rest.partition("-")[0])):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _pid_alive(pid: str) -> bool:
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def refuse_existing(paths: Iterable[str | Path], overwrite: bool, flag: str = "--overwrite",
+                    error: type[InputError] = InputError) -> None:
+    """Raise ``error`` (an InputError) naming the first of ``paths`` that exists, unless ``overwrite``.
+
+    Commands call this before their long work starts, so a refusal costs nothing.
+    """
+    if overwrite:
+        return
+    existing = [Path(p) for p in paths if os.path.lexists(p)]
+    if existing:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise error(f"{existing[0]}{more} already exists; pass {flag} to replace it")
 
 
 def _split_files(names: Iterable[str] | None) -> list[str]:
@@ -165,16 +242,21 @@ def _split_files(names: Iterable[str] | None) -> list[str]:
 
 def download_splits(names: Iterable[str] | None = None, dest_dir: str | Path = REPO_ROOT / "splits",
                     commit: str = MONODEPTH2_COMMIT, timeout: float = 30.0,
-                    overwrite: bool = False) -> list[Path]:
+                    overwrite: bool = False, force: bool = False) -> list[Path]:
     """Fetch the published split files (all if `names` is None) into `dest_dir`, SHA-256 checked.
 
-    Files already present with the right hash are kept unless `overwrite`. Returns the paths.
+    Files already present with the right hash are kept unless `force`. A present file whose content differs
+    (e.g. your edited copy) is replaced only with `overwrite`; otherwise nothing is fetched and an InputError
+    names it. Returns the paths.
     """
     dest_dir = Path(dest_dir)
+    rels = _split_files(names)
+    valid = {rel for rel in rels if (dest_dir / rel).is_file() and sha256_file(dest_dir / rel) == SPLIT_SHA256[rel]}
+    refuse_existing([dest_dir / rel for rel in rels if rel not in valid], overwrite)
     written = []
-    for rel in _split_files(names):
+    for rel in rels:
         target = dest_dir / rel
-        if target.is_file() and not overwrite and sha256_file(target) == SPLIT_SHA256[rel]:
+        if rel in valid and not force:
             written.append(target)
             continue
         url = RAW_URL.format(repo=MONODEPTH2_REPO, commit=commit, path=rel)
@@ -191,7 +273,7 @@ def download_splits(names: Iterable[str] | None = None, dest_dir: str | Path = R
         if actual != SPLIT_SHA256[rel]:
             raise SplitDownloadError(f"SHA-256 mismatch for {url}: got {actual}, expected "
                                      f"{SPLIT_SHA256[rel]}; nothing was written to {target}")
-        _atomic_write_bytes(target, data)
+        atomic_write_bytes(target, data)
         written.append(target)
     return written
 
@@ -270,15 +352,20 @@ def _split_by_fraction(items: list, fractions: Sequence[float], rng: random.Rand
 
 def make_split(data_path: str | Path, out_dir: str | Path, frame_ids: Sequence[int] = (0, -1, 1),
                val_fraction: float = 0.1, test_fraction: float = 0.0, by_drive: bool = False,
-               stereo: bool = False, seed: int = 0) -> dict[str, list[str]]:
+               stereo: bool = False, seed: int = 0, overwrite: bool = False) -> dict[str, list[str]]:
     """Write train_files.txt / val_files.txt (and test_files.txt if test_fraction > 0) to out_dir.
 
     Frames are split at random by line, or with `by_drive` by whole drives (so val drives are
     unseen in training; fractions then count drives). Deterministic for a given seed. Each list
-    is written sorted. Returns {"train": lines, "val": lines[, "test": lines]}.
+    is written sorted (atomically). Returns {"train": lines, "val": lines[, "test": lines]}.
+    A folder that already holds split lists is refused unless `overwrite`; with it, a test_files.txt
+    that this call does not write is removed, so the folder never mixes an old test list with new lists.
     """
     if not 0 <= val_fraction + test_fraction < 1:
         raise InputError("val_fraction + test_fraction must be in [0, 1)")
+    out_dir = Path(out_dir)
+    list_files = [out_dir / f"{name}_files.txt" for name in ("train", "val", "test")]
+    refuse_existing(list_files, overwrite)
     lines = find_split_lines(data_path, frame_ids, stereo)
     rng = random.Random(seed)
     if by_drive:
@@ -291,14 +378,17 @@ def make_split(data_path: str | Path, out_dir: str | Path, frame_ids: Sequence[i
     result = {name: sorted(part, key=_line_key) for name, part in zip(names, parts[:len(names)], strict=True)}
     for name, part in result.items():
         text = "".join(f"{line}\n" for line in part)
-        _atomic_write_bytes(Path(out_dir) / f"{name}_files.txt", text.encode())
+        atomic_write_bytes(out_dir / f"{name}_files.txt", text.encode())
+    if "test" not in result:
+        (out_dir / "test_files.txt").unlink(missing_ok=True)
     return result
 
 
 __all__ = [
     "MONODEPTH2_REPO", "MONODEPTH2_COMMIT", "PUBLISHED_SPLITS", "SPLIT_SHA256", "SplitDownloadError",
     "readlines", "parse_split_line", "read_split_file", "available_splits", "resolve_split_dir",
-    "sha256_file", "download_splits", "verify_splits", "find_split_lines", "make_split",
+    "sha256_file", "atomic_path", "atomic_write_bytes", "atomic_dir", "refuse_existing", "download_splits", "verify_splits",
+    "find_split_lines", "make_split",
 ]
 
 

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Union
@@ -60,7 +61,9 @@ from typing import Union
 import numpy as np
 from PIL import Image
 
+from .errors import InputError
 from .flow_io import write_flow_png, write_png
+from .splits import atomic_dir
 
 __all__ = [
     "CAMERA_HEIGHT",
@@ -944,8 +947,13 @@ def generate_dataset(
     velodyne: bool = True,
     val_fraction: float = 0.1,
     verbose: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, object]:
     """Render ``num_drives`` drives and write them in the KITTI raw layout (see module docstring).
+
+    A non-empty ``out_dir`` is refused unless ``overwrite`` (see ``_check_out_dir``). The world is rendered into
+    a hidden folder beside ``out_dir`` and then replaces it whole, so old and new frames never mix and an
+    interrupted run leaves the previous folder as it was.
 
     Splits: the last ``max(1, round(0.2 * num_drives))`` drives are test drives (all frames,
     side ``l``); the other drives give train/val lines (frames 1..N-2 so that -1/+1 neighbours
@@ -963,7 +971,53 @@ def generate_dataset(
         raise ValueError("frames_per_drive must be >= 3 (neighbours -1/+1 are needed)")
     if num_drives < 1:
         raise ValueError("num_drives must be >= 1")
-    root = os.fspath(out_dir)
+    final_root = os.fspath(out_dir)
+    _check_out_dir(final_root, overwrite, _dataset_entries(date))
+    with atomic_dir(final_root) as build:
+        info = _write_dataset(os.fspath(build), num_drives, frames_per_drive, width, height, seed, ext,
+                              moving_objects, brightness_change, speed, date, velodyne, val_fraction, verbose)
+
+    def rebase(path: str) -> str:  # the paths inside the build folder, as they are now under out_dir
+        return os.path.join(final_root, os.path.relpath(path, info["root"]))
+
+    info.update(root=final_root, calib_dir=rebase(info["calib_dir"]),
+                calib={k: rebase(v) for k, v in info["calib"].items()},
+                drive_dirs=[rebase(d) for d in info["drive_dirs"]],
+                splits={k: rebase(v) for k, v in info["splits"].items()})
+    return info
+
+
+def _dataset_entries(date: str) -> re.Pattern:
+    return re.compile(rf"{re.escape(date)}|\d{{4}}_\d{{2}}_\d{{2}}|splits|synthetic_info\.json")
+
+
+_VIDEO_ENTRIES = re.compile(r"seq_\d{3,}(\.mp4)?")
+
+
+def _check_out_dir(root: str, overwrite: bool, generated: re.Pattern) -> None:
+    """Refuse a non-empty ``root`` unless ``overwrite``; even then, only a folder this module wrote.
+
+    ``--overwrite`` replaces the whole folder, so a folder holding anything else (a typo'd ``--out_dir`` such as
+    the data root, or files a user put there) is refused either way: deleting them is never what was asked.
+    """
+    if not os.path.isdir(root):
+        if os.path.exists(root):
+            raise InputError(f"--out_dir {root} is a file, not a folder")
+        return
+    entries = sorted(os.listdir(root))
+    if not entries:
+        return
+    if not overwrite:
+        raise InputError(f"--out_dir {root} is not empty; pass --overwrite to replace what generate_synthetic.py "
+                         "wrote there, or choose a new folder")
+    foreign = [e for e in entries if not generated.fullmatch(e)]
+    if foreign:
+        raise InputError(f"--out_dir {root} holds files generate_synthetic.py did not write (e.g. {foreign[0]!r}); "
+                         "--overwrite replaces the whole folder, so move them or choose a new folder")
+
+
+def _write_dataset(root, num_drives, frames_per_drive, width, height, seed, ext, moving_objects,
+                   brightness_change, speed, date, velodyne, val_fraction, verbose) -> dict[str, object]:
     calib_dir = os.path.join(root, date)
     calib = write_calibration(calib_dir, width, height)
     drives, drive_dirs = [], []
@@ -1011,7 +1065,7 @@ def generate_dataset(
             if velodyne:
                 world.velodyne_scan(fi).tofile(os.path.join(sub["velo"], f"{stem}.bin"))
         if verbose:
-            print(f"wrote {ddir} ({frames_per_drive} frames)")
+            print(f"wrote {name} ({frames_per_drive} frames)")
     splits = _write_splits(root, drives, frames_per_drive, seed, val_fraction)
     with open(os.path.join(root, "synthetic_info.json"), "w") as f:
         json.dump(
@@ -1073,16 +1127,26 @@ def generate_video(
     fps: int = 10,
     moving_objects: int = 2,
     brightness_change: float = 0.02,
+    overwrite: bool = False,
 ) -> list[str]:
     """Write "uncalibrated video": ``<out_dir>/seq_XXX/%06d.jpg`` (no calibration, no GT).
 
     With ``mp4=True`` also ``<out_dir>/seq_XXX.mp4`` (H.264 via PyAV, or MPEG-4 Part 2 if
     libx264 is unavailable; odd sizes are edge-padded to even). Each sequence is a different
     world; different seeds give different worlds. Returns the sequence folders, followed by
-    the mp4 paths when written.
+    the mp4 paths when written. A non-empty ``out_dir`` is refused unless ``overwrite``; the output is
+    built beside it and replaces it whole (as ``generate_dataset``).
     """
-    root = os.fspath(out_dir)
-    os.makedirs(root, exist_ok=True)
+    final_root = os.fspath(out_dir)
+    _check_out_dir(final_root, overwrite, _VIDEO_ENTRIES)
+    with atomic_dir(final_root) as build:
+        paths = _write_video(os.fspath(build), num_sequences, frames, width, height, seed, mp4, fps,
+                             moving_objects, brightness_change)
+    return [os.path.join(final_root, os.path.relpath(p, build)) for p in paths]
+
+
+def _write_video(root, num_sequences, frames, width, height, seed, mp4, fps, moving_objects,
+                 brightness_change) -> list[str]:
     folders, videos = [], []
     for si in range(num_sequences):
         world = World(

@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from monodepth2_geopt.errors import InputError
+from monodepth2_geopt.splits import atomic_write_bytes, refuse_existing
 
 try:  # PyAV is a hard dependency of extraction only; keep the module importable without it.
     import av
@@ -84,6 +85,9 @@ VIDEO_EXTENSIONS = frozenset(
 THUMB_WIDTH = 64
 HIST_BINS = 32
 IMAGE_EXTENSIONS = ("jpg", "png")
+
+
+LIST_FILES = ("train_files.txt", "val_files.txt", "extraction_summary.json")  # written by extract_videos
 
 
 class VideoExtractionError(InputError, RuntimeError):
@@ -395,9 +399,11 @@ def write_split_files(
             continue
         train += entries[:len(entries) - n_val - 2 * stride]
         val += entries[len(entries) - n_val:]
-    (out_dir / "train_files.txt").write_text("".join(line + "\n" for line in train))
+    atomic_write_bytes(out_dir / "train_files.txt", "".join(line + "\n" for line in train).encode())
     if val_fraction > 0:
-        (out_dir / "val_files.txt").write_text("".join(line + "\n" for line in val))
+        atomic_write_bytes(out_dir / "val_files.txt", "".join(line + "\n" for line in val).encode())
+    else:
+        (out_dir / "val_files.txt").unlink(missing_ok=True)  # an older run's list would be stale
     return train, val
 
 
@@ -623,13 +629,19 @@ def extract_videos(
 ) -> ExtractionSummary:
     """Extract a video file or every video under a folder, then write the split lists and a summary.
 
-    ``train_files.txt`` / ``val_files.txt`` list the segments written by *this* call.
+    ``train_files.txt`` / ``val_files.txt`` list the segments written by *this* call. When ``out_dir`` already
+    holds them (or ``extraction_summary.json``), nothing is extracted unless ``options.overwrite``.
     """
     opts = (options or ExtractOptions()).validate()
     input_path = Path(input_path)
     out_dir = Path(out_dir)
+    refuse_existing([out_dir / name for name in LIST_FILES], opts.overwrite, "overwrite / --overwrite",
+                    VideoExtractionError)
     videos = find_videos(input_path)
     names = _video_names(videos, input_path if input_path.is_dir() else None)
+    # every video's frame folders too, before the first video is decoded
+    refuse_existing([p for name in names for p in _existing_outputs(out_dir, name)], opts.overwrite,
+                    "overwrite / --overwrite", VideoExtractionError)
 
     from tqdm import tqdm
 
@@ -655,8 +667,8 @@ def extract_videos(
         out_dir, [(s.folder, s.num_frames) for r in results for s in r.segments],
         stride=opts.stride, val_fraction=opts.val_fraction)
     summary = ExtractionSummary(out_dir=str(out_dir), videos=results, train=train, val=val, skipped=skipped)
-    with open(out_dir / "extraction_summary.json", "w") as f:
-        json.dump({"options": asdict(opts), **asdict(summary)}, f, indent=1)
+    atomic_write_bytes(out_dir / "extraction_summary.json",
+                       json.dumps({"options": asdict(opts), **asdict(summary)}, indent=1).encode())
     return summary
 
 
@@ -689,7 +701,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--jpeg_quality", type=int, default=d.jpeg_quality)
     p.add_argument("--val_fraction", type=float, default=d.val_fraction, help="fraction of each segment's targets held out (its last frames) for val_files.txt; "
                         "0 writes no val_files.txt")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output folders")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output folders of the same videos and the lists (train_files.txt, "
+                        "val_files.txt, extraction_summary.json); without it the script refuses")
     p.add_argument("--skip_errors", action="store_true", help="skip undecodable videos in a folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p

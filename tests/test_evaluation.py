@@ -17,6 +17,7 @@ from monodepth2_geopt.gt_depth import save_gt_depths
 from monodepth2_geopt.kitti_utils import read_depth_png
 from monodepth2_geopt.metrics import STEREO_SCALE_FACTOR
 from monodepth2_geopt.options import MonodepthOptions
+from monodepth2_geopt.splits import sha256_file
 from monodepth2_geopt.networks import DepthDecoder, ResnetEncoder
 from tests.conftest import SHARED_DATA
 
@@ -66,7 +67,7 @@ def gt_split(tmp_path):
         lines.append(f"{DRIVE} {int(png.stem)} l")
     (split_dir / "test_files.txt").write_text("\n".join(lines) + "\n")
     gts = [read_depth_png(p) for p in depth_pngs]
-    save_gt_depths(split_dir / "gt_depths.npz", gts)
+    save_gt_depths(split_dir / "gt_depths.npz", gts, sha256_file(split_dir / "test_files.txt"))
     return split_dir, data_path, gts
 
 
@@ -200,7 +201,8 @@ def test_weights_folder_without_depth_pth(tmp_path):
     split_dir = tmp_path / "s"
     split_dir.mkdir()
     (split_dir / "test_files.txt").write_text(f"{DRIVE} 5 l\n")
-    save_gt_depths(split_dir / "gt_depths.npz", [np.ones((4, 4), np.float32)])
+    save_gt_depths(split_dir / "gt_depths.npz", [np.ones((4, 4), np.float32)],
+                   sha256_file(split_dir / "test_files.txt"))
     weights = make_depth_weights(tmp_path / "w")
     (weights / "depth.pth").unlink()
     with pytest.raises(InputError, match="depth.pth"):
@@ -242,7 +244,8 @@ def test_pickled_prediction_file_is_refused_and_runs_no_code(tmp_path):
     split_dir = tmp_path / "s"
     split_dir.mkdir()
     (split_dir / "test_files.txt").write_text(f"{DRIVE} 5 l\n")
-    save_gt_depths(split_dir / "gt_depths.npz", [np.ones((4, 4), np.float32)])
+    save_gt_depths(split_dir / "gt_depths.npz", [np.ones((4, 4), np.float32)],
+                   sha256_file(split_dir / "test_files.txt"))
     data = np.empty(1, dtype=object)
     data[0] = Payload(tmp_path / "pwned")
     np.save(tmp_path / "d.npy", data, allow_pickle=True)

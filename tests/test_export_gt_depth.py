@@ -39,7 +39,7 @@ def test_script_exports_loadable_ragged_npz(raw_mini, split_dir):
     assert "velodyne" in result.stdout and str(path) in result.stdout
 
     with np.load(path, allow_pickle=False) as archive:  # plain arrays: no pickle needed to read it
-        assert sorted(archive.files) == ["depths", "shapes"]
+        assert sorted(archive.files) == ["depths", "shapes", "split_sha256"]
         assert archive["shapes"].tolist() == [[375, 1242]] * 5 and archive["depths"].dtype == np.float32
 
     depths = load_gt_depths(path)

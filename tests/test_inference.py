@@ -65,7 +65,7 @@ def test_folder_writes_both_outputs_and_skips_its_own(weights, tmp_path):
         assert np.load(folder / f"{name}_disp.npy").shape == (1, 1, 64, 64)  # network resolution
     # a second run, also over .jpeg files, never treats its own outputs as inputs
     before = sorted(p.name for p in folder.iterdir())
-    run_inference(folder, weights, ext="jpg")
+    run_inference(folder, weights, ext="jpg", overwrite=True)  # without overwrite: refused (test_stale_artefacts)
     with pytest.raises(InputError, match="own outputs"):
         run_inference(folder, weights, ext="jpeg")  # only outputs have that extension here
     after = sorted(p.name for p in folder.iterdir())

@@ -168,7 +168,7 @@ def test_make_split_writes_lines_and_excludes_edges(tmp_path):
     assert read_split_file(out / "train_files.txt")  # parses back
     assert make_split(tmp_path / "raw", tmp_path / "again", val_fraction=0.25, seed=0) == lists
     # Wider temporal window excludes more edge frames.
-    wide = make_split(tmp_path / "raw", out, frame_ids=(0, -2, 2), val_fraction=0.0)
+    wide = make_split(tmp_path / "raw", out, frame_ids=(0, -2, 2), val_fraction=0.0, overwrite=True)
     assert wide["train"] == [f"2011_09_26/2011_09_26_drive_0001_sync {i} l" for i in range(2, 8)]
     assert wide["val"] == []
 

@@ -77,7 +77,8 @@ class MonoDataset(Dataset):
         self.image_cache = None
         if image_cache:
             from monodepth2_geopt.image_cache import ImageCache
-            self.image_cache = ImageCache(image_cache, height, width)
+            self.image_cache = ImageCache(image_cache, height, width, data_path=self.data_path)  # stale: refused
+            self.image_cache.warn_missing(self)
 
     def __len__(self):
         return len(self.filenames)
