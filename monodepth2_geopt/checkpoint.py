@@ -134,17 +134,19 @@ def save_weights_folder(folder: str | os.PathLike, models: dict[str, nn.Module],
         for name, state in states.items():
             if name == "encoder" and encoder_meta:
                 state = {**state, **encoder_meta}
-            torch.save(state, tmp / f"{name}.pth")
+            _save_synced(state, tmp / f"{name}.pth")
         if optimizer is not None:
-            torch.save(optimizer.state_dict(), tmp / f"{optimizer_name}.pth")
+            _save_synced(optimizer.state_dict(), tmp / f"{optimizer_name}.pth")
         for name, obj in (extra or {}).items():
-            torch.save(obj, tmp / f"{name}.pth")
+            _save_synced(obj, tmp / f"{name}.pth")
+        _fsync_dir(tmp)
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")
             if old.exists():
                 shutil.rmtree(old)
             os.replace(folder, old)
-        os.replace(tmp, folder)
+        os.replace(tmp, folder)  # a kill between the two renames is repaired by recover_checkpoint_folders
+        _fsync_dir(folder.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
@@ -153,6 +155,27 @@ def save_weights_folder(folder: str | os.PathLike, models: dict[str, nn.Module],
             os.replace(old, folder)  # the new folder never arrived: put the previous one back
         raise
     return folder
+
+
+def _save_synced(obj, path: Path) -> None:
+    with open(path, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def load_state_file(path: str | os.PathLike) -> tuple[dict, dict]:

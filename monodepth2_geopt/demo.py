@@ -49,13 +49,14 @@ def run_demo(out_dir: str | os.PathLike = "demo", width: int = 192, height: int 
              "--out_dir", videos, "--video", "--num_sequences", 2, "--frames", video_frames, *size,
              "--seed", seed + 1)
     step("3/6 Geometric Pretraining: self-supervised flow on the uncalibrated frames", "pretrain_flow.py",
-         "--data_path", videos, "--model_name", "geopt", "--num_epochs", flow_epochs, *common)
+         "--data_path", videos, "--model_name", "geopt", "--num_epochs", flow_epochs, *common,
+         "--overwrite")  # the demo's own run folder: a rerun replaces it
     geopt = latest_weights(runs / "geopt")
     # MS (mono + stereo, frames 0 -1 1 s): Monodepth2's best mode; the stereo pair fixes the metric scale.
     # The decoder starts from scratch: --init_depth 2 (about 11 m) instead of Monodepth2's 0.2 (see README).
     step("4/6 Monodepth2 training (MS) from the pretrained structure encoder", "train.py",
          "--data_path", world, "--png", "--split", world / "splits", "--model_name", "depth", "--use_stereo",
-         "--num_epochs", depth_epochs, "--geopt_weights", geopt, "--init_depth", 2, *common)
+         "--num_epochs", depth_epochs, "--geopt_weights", geopt, "--init_depth", 2, *common, "--overwrite")
     weights = latest_weights(runs / "depth")
     step("5/6 export the test drive's ground truth", "export_gt_depth.py",
          "--data_path", world, "--split", world / "splits", "--gt_source", "depth_png",

@@ -130,10 +130,32 @@ class DepthTask:
         probe = dataset_cls(opt.data_path, val_files, opt.height, opt.width, self.frame_ids, **common)
         val = dataset_cls(opt.data_path, val_files, opt.height, opt.width, self.frame_ids,
                           load_depth=probe.check_depth(), **common)
-        train.load_color(*parse_split_line(train.filenames[0]), False)  # fail fast, named
+        for name, dataset in (("train", train), ("val", val)):
+            self.check_split_images(dataset, name, rt)
+        train.load_color(*parse_split_line(train.filenames[0]), False)  # a corrupt image fails fast, named
+        train.skip_bad_images = opt.skip_bad_images
         return TaskData(train, val_dataset=val,
                         description=f"Using split: {opt.split} | {len(train)} training items and "
                                     f"{len(val)} validation items")
+
+    def check_split_images(self, dataset, name: str, rt: Runtime) -> None:
+        """Every image of every split line exists, before the first step (a missing frame would otherwise end a
+        long run mid-epoch); ``--skip_missing`` drops such lines instead, with a count."""
+        missing = dataset.missing_lines(progress=len(dataset) > 5000 and rt.dist.is_main and not self.opt.no_progress)
+        if not missing:
+            return
+        where = resolve_split_dir(self.opt.split) / f"{name}_files.txt"
+        line, path = missing[0]
+        if not self.opt.skip_missing:
+            raise InputError(f"{len(missing)} of {len(dataset)} lines of {where} need images that do not exist, e.g. "
+                             f"line {line + 1} {dataset.filenames[line]!r}: {path} (check --data_path and --png, or "
+                             "pass --skip_missing to drop those lines)")
+        dataset.drop_lines(i for i, _ in missing)
+        if not len(dataset):
+            raise InputError(f"--skip_missing: none of the lines of {where} has all its images (e.g. {path})")
+        if rt.dist.is_main:
+            print(f"--skip_missing: dropped {len(missing)} lines of {where} whose images do not exist "
+                  f"(e.g. {path}); {len(dataset)} remain", flush=True)
 
     def build_models(self) -> dict[str, nn.Module]:
         opt = self.opt

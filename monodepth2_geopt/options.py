@@ -71,6 +71,12 @@ class MonodepthOptions:
         g.add_argument("--scheduler_step_size", type=int, default=15,
                        help="epochs at the initial learning rate before it is multiplied by 0.1")
         g.add_argument("--seed", type=int, default=None, help="random seed (default: not seeded)")
+        g.add_argument("--skip_missing", action="store_true",
+                       help="drop split lines whose images do not exist (counted) instead of refusing to start; "
+                            "every line is checked before the first step either way")
+        g.add_argument("--skip_bad_images", action="store_true",
+                       help="an image that cannot be read during training is reported by path and its item "
+                            "replaced by the next one, instead of ending the run")
         g.add_argument("--max_nonfinite_steps", type=int, default=25,
                        help="a step whose loss or gradient is NaN/inf is skipped (weights and Adam untouched); this "
                             "many in a row stop the run with an error")

@@ -630,8 +630,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ signals
     def install_signal_handlers(self):
-        """First Ctrl-C / SIGTERM: finish the step, save models/last, exit. A second Ctrl-C stops at once."""
-        if not self.dist.is_main:
+        """First Ctrl-C / SIGTERM: finish the step, save models/last, exit. A second Ctrl-C stops at once.
+
+        Single-process runs only: under torchrun the ranks receive the signal at different steps and one that waits
+        for the others' gradients would hang; there ``models/last`` comes from ``--save_every_steps``."""
+        if self.dist.enabled:
             return {}
         try:
             previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}

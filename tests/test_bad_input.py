@@ -130,16 +130,20 @@ def test_stereo_with_sideless_split_lines(kitti_tiny, tmp_path):
 def test_missing_first_image_names_the_path(kitti_tiny, tmp_path):
     split = write_split(tmp_path / "split", [f"{kitti_tiny.drive} 1 l", f"{kitti_tiny.drive} 2 l"],
                         [f"{kitti_tiny.drive} 3 l"])
-    msg = trainer_error(kitti_tiny, tmp_path, split=split, data_path=tmp_path / "nowhere", exc=FileNotFoundError)
+    msg = trainer_error(kitti_tiny, tmp_path, split=split, data_path=tmp_path / "nowhere")
     assert str(tmp_path / "nowhere" / kitti_tiny.drive / "image_02" / "data" / "0000000001.png") in msg
 
 
 def test_missing_neighbour_frame_names_the_path(kitti_tiny, tmp_path):
-    """Frame 6 (the +1 neighbour of line '5') does not exist: training stops with its path."""
-    split = write_split(tmp_path / "split", [f"{kitti_tiny.drive} 5 l", f"{kitti_tiny.drive} 5 r"],
-                        [f"{kitti_tiny.drive} 3 l"])
-    msg = trainer_error(kitti_tiny, tmp_path, split=split, exc=FileNotFoundError)
-    assert "0000000006.png" in msg
+    """Frame 6 (the +1 neighbour of line '5') does not exist: refused before the first step, with its path, the
+    line and the count; --skip_missing drops the line instead and trains on the rest."""
+    split = write_split(tmp_path / "split", [f"{kitti_tiny.drive} 5 l", f"{kitti_tiny.drive} 2 l",
+                                             f"{kitti_tiny.drive} 3 l"], [f"{kitti_tiny.drive} 3 l"])
+    msg = trainer_error(kitti_tiny, tmp_path, split=split)
+    assert "0000000006.png" in msg and "1 of 3 lines" in msg and "line 1" in msg and "--skip_missing" in msg
+    trainer = depth_trainer(MonodepthOptions().parse(args_for(kitti_tiny, tmp_path / "log2", "--skip_missing",
+                                                              split=split)))
+    assert trainer.train_dataset.filenames == [f"{kitti_tiny.drive} 2 l", f"{kitti_tiny.drive} 3 l"]
 
 
 def test_corrupt_image_names_the_file(kitti_tiny, tmp_path):
@@ -184,17 +188,37 @@ def test_pretrained_without_cache_suggests_scratch(kitti_tiny, tmp_path, monkeyp
 # --- errors raised inside DataLoader workers ------------------------------------------------------
 
 def test_worker_errors_reach_the_cli_as_one_line(kitti_tiny, tmp_path, capsys):
-    """With workers (the default), a missing frame is re-raised by PyTorch with the worker's traceback in
-    the message; run_cli still prints one line naming the file and exits with 2."""
-    split = write_split(tmp_path / "split", [f"{kitti_tiny.drive} 5 l", f"{kitti_tiny.drive} 5 r"],
-                        [f"{kitti_tiny.drive} 3 l"])
-    args = args_for(kitti_tiny, tmp_path / "log", "--num_workers", "1", split=split)
+    """With workers (the default), an unreadable frame is re-raised by PyTorch with the worker's traceback in
+    the message; run_cli still prints one line naming the file and exits with 2. (Frame 4 is corrupt: only the
+    second line reads it, so the start-up checks pass and the error comes from a worker.)"""
+    data = tmp_path / "data"
+    shutil.copytree(kitti_tiny.root, data)
+    bad = data / kitti_tiny.drive / "image_02" / "data" / "0000000004.png"
+    bad.write_bytes(bad.read_bytes()[:40])
+    split = write_split(tmp_path / "split", [f"{kitti_tiny.drive} 1 l", f"{kitti_tiny.drive} 3 l"],
+                        [f"{kitti_tiny.drive} 2 l"])
+    args = args_for(kitti_tiny, tmp_path / "log", "--num_workers", "1", split=split, data_path=data)
     with pytest.raises(SystemExit) as exit_info:
         run_cli(lambda: depth_trainer(MonodepthOptions().parse(args)).train())
     assert exit_info.value.code == 2
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: image ") and "0000000006.png" in lines[0], lines
+    assert len(lines) == 1 and lines[0].startswith("error: image ") and "0000000004.png" in lines[0], lines
     assert "Traceback" not in lines[0]
+
+
+def test_skip_bad_images_reports_and_replaces_an_unreadable_item(kitti_tiny, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(kitti_tiny.root, data)
+    bad = data / kitti_tiny.drive / "image_02" / "data" / "0000000004.png"
+    bad.write_bytes(bad.read_bytes()[:40])
+    split = write_split(tmp_path / "split", [f"{kitti_tiny.drive} 1 l", f"{kitti_tiny.drive} 3 l"],
+                        [f"{kitti_tiny.drive} 2 l"])
+    trainer = depth_trainer(MonodepthOptions().parse(args_for(kitti_tiny, tmp_path / "log", "--skip_bad_images",
+                                                              split=split, data_path=data)))
+    item = trainer.train_dataset[1]  # line '3 l' reads frame 4: replaced by the next item (line '1 l')
+    assert int(item["index"]) == 0
+    out = capsys.readouterr().out
+    assert f"skipping split line '{kitti_tiny.drive} 3 l' (--skip_bad_images)" in out and str(bad) in out
 
 
 def test_one_line_keeps_plain_messages():

@@ -110,7 +110,52 @@ class MonoDataset(Dataset):
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return to_uint8_tensor(img)
 
+    def line_frames(self, index: int) -> list[tuple[str, int, str | None]]:
+        """(folder, frame index, side) of every image item ``index`` reads."""
+        folder, frame_index, side = parse_split_line(self.filenames[index])
+        return [(folder, frame_index, self.other_side(side)) if i == "s" else (folder, frame_index + i, side)
+                for i in self.frame_idxs]
+
+    def missing_lines(self, progress: bool = False) -> list[tuple[int, str]]:
+        """(line index, first missing image path) of every split line whose images (any frame id, the stereo
+        partner included) do not exist; frames in the image cache count as present. One stat per image."""
+        from tqdm import tqdm
+        missing = []
+        lines = range(len(self.filenames))
+        for index in tqdm(lines, desc="checking the split's images", unit="line", disable=not progress,
+                          mininterval=1.0):
+            try:
+                frames = self.line_frames(index)
+            except (InputError, KeyError, ValueError) as err:
+                missing.append((index, f"the line cannot be read ({err})"))
+                continue
+            for folder, frame_index, side in frames:
+                if self.image_cache is not None and self.image_cache.get(folder, frame_index, side) is not None:
+                    continue
+                path = self.get_image_path(folder, frame_index, side)
+                if not os.path.isfile(path):
+                    missing.append((index, path))
+                    break
+        return missing
+
+    def drop_lines(self, indices) -> None:
+        drop = set(indices)
+        self.filenames = [line for i, line in enumerate(self.filenames) if i not in drop]
+
     def __getitem__(self, index):
+        """One training item. With ``skip_bad_images`` an unreadable image is reported (path, once) and the next
+        item is returned instead, so one corrupt frame does not end a long run."""
+        if not getattr(self, "skip_bad_images", False):
+            return self.get_item(index)
+        for attempt in range(len(self)):
+            i = (index + attempt) % len(self)
+            try:
+                return self.get_item(i)
+            except (InputError, FileNotFoundError) as err:
+                print(f"warning: skipping split line {self.filenames[i]!r} (--skip_bad_images): {err}", flush=True)
+        raise InputError("--skip_bad_images: every item of the split failed to load")
+
+    def get_item(self, index):
         folder, frame_index, side = parse_split_line(self.filenames[index])
         do_flip = self.is_train and random.random() > 0.5
         inputs = {}
