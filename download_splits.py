@@ -1,8 +1,8 @@
 """Download the published KITTI split lists from Monodepth2's repository, SHA-256 checked."""
 
 import argparse
-import sys
 
+from monodepth2_geopt.errors import InputError, run_cli
 from monodepth2_geopt.splits import (PUBLISHED_SPLITS, REPO_ROOT, SplitDownloadError,
                                      download_splits, verify_splits)
 
@@ -12,7 +12,8 @@ def main() -> None:
     # No choices=: argparse rejects an empty nargs="*" list against choices; the library checks.
     parser.add_argument("names", nargs="*", metavar="SPLIT",
                         help=f"splits to fetch (default: all): {', '.join(PUBLISHED_SPLITS)}")
-    parser.add_argument("--dest", default=str(REPO_ROOT / "splits"), help="destination folder")
+    parser.add_argument("--out_dir", "--dest", dest="dest", default=str(REPO_ROOT / "splits"),
+                        help="destination folder (--dest: the earlier name)")
     parser.add_argument("--verify", action="store_true", help="only check the files' hashes")
     parser.add_argument("--force", action="store_true", help="download even if files are valid")
     parser.add_argument("--overwrite", action="store_true",
@@ -25,11 +26,11 @@ def main() -> None:
             download_splits(names, opt.dest, overwrite=opt.overwrite, force=opt.force)
         bad = {rel: s for rel, s in verify_splits(opt.dest, names).items() if s != "ok"}
     except (OSError, ValueError, SplitDownloadError) as err:
-        sys.exit(f"error: {err}")
+        raise InputError(str(err)) from None
     if bad:
-        sys.exit("error: " + "; ".join(f"{rel} {s}" for rel, s in bad.items()) + f" in {opt.dest}")
+        raise InputError("; ".join(f"{rel} {s}" for rel, s in bad.items()) + f" in {opt.dest}")
     print(f"Split files in {opt.dest} are complete and match their SHA-256 hashes")
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

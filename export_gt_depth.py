@@ -1,8 +1,8 @@
 """Export a split's ground-truth depth maps to gt_depths.npz (Monodepth2's export_gt_depth.py)."""
 
 import argparse
-import sys
 
+from monodepth2_geopt.errors import InputError, run_cli
 from monodepth2_geopt.gt_depth import GT_SOURCES, SPLIT_GT_SOURCE, export_gt_depths
 from monodepth2_geopt.splits import resolve_split_dir
 
@@ -24,9 +24,9 @@ def main() -> None:
         source = opt.gt_source or SPLIT_GT_SOURCE.get(split_dir.name, "velodyne")
         path = export_gt_depths(opt.data_path, split_dir, source, opt.output, opt.overwrite)
     except (OSError, ValueError) as err:
-        sys.exit(f"error: {err}")
+        raise InputError(str(err)) from None
     print(f"Saved {source} ground truth for {split_dir} to {path}")
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

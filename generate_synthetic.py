@@ -2,7 +2,7 @@
 import argparse
 import time
 
-from monodepth2_geopt.errors import run_cli
+from monodepth2_geopt.errors import InputError, run_cli
 from monodepth2_geopt.synthetic import generate_dataset, generate_video
 
 
@@ -26,6 +26,9 @@ def main():
                    help="replace a non-empty --out_dir that generate_synthetic.py wrote (without it the script "
                         "refuses; a folder holding other files is refused either way)")
     args = p.parse_args()
+    for flag in ("num_drives", "frames_per_drive", "width", "height", "num_sequences", "frames"):
+        if getattr(args, flag) < 1:
+            raise InputError(f"--{flag} {getattr(args, flag)}: must be at least 1")
 
     start = time.perf_counter()
     if args.video:

@@ -1,8 +1,8 @@
 """Write train/val(/test) split lists for a folder tree in the KITTI raw layout."""
 
 import argparse
-import sys
 
+from monodepth2_geopt.errors import InputError, run_cli
 from monodepth2_geopt.splits import make_split
 
 
@@ -24,9 +24,9 @@ def main() -> None:
         lists = make_split(opt.data_path, opt.out_dir, opt.frame_ids, opt.val_fraction,
                            opt.test_fraction, opt.by_drive, opt.stereo, opt.seed, opt.overwrite)
     except (OSError, ValueError) as err:
-        sys.exit(f"error: {err}")
+        raise InputError(str(err)) from None
     print(", ".join(f"{len(v)} {k}" for k, v in lists.items()) + f" lines written to {opt.out_dir}")
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

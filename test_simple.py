@@ -21,7 +21,8 @@ def parse_args():
     p.add_argument("--no_cuda", action="store_true", help="if set, disables CUDA")
     p.add_argument("--pred_metric_depth", action="store_true",
                    help="if set, writes metric depth (x5.4) instead of disparity; only for stereo-trained models")
-    p.add_argument("--output_dir", type=str, help="folder for the outputs (default: next to each input)")
+    p.add_argument("--out_dir", "--output_dir", dest="output_dir", type=str,
+                   help="folder for the outputs (default: next to each input; --output_dir: the earlier name)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace outputs that already exist (without it the script refuses before predicting)")
     return p.parse_args()

@@ -67,7 +67,7 @@ def run_demo(out_dir: str | os.PathLike = "demo", width: int = 192, height: int 
     first = (world / "splits" / "test_files.txt").read_text().split("\n")[0].split()
     image = world / first[0] / "image_02" / "data" / f"{int(first[1]):010d}.png"
     step("6/6 single-image inference", "test_simple.py", "--image_path", image, "--load_weights_folder", weights,
-         "--output_dir", out / "predictions", "--overwrite")
+         "--out_dir", out / "predictions", "--overwrite")
     disp = out / "predictions" / f"{image.stem}_disp.jpeg"
     print(f"\nDone in {time.time() - started:.0f} s. Metrics: {out / 'eval'}; disparity image: {disp}")
     return {"weights": weights, "geopt": geopt, "disparity_image": disp}

@@ -27,9 +27,11 @@ def one_line(err: BaseException) -> str:
 
 
 def run_cli(main: Callable[[], object]) -> None:
-    """Run a script's ``main`` and print bad-input errors as one line (exit code 2), not a stack trace."""
+    """Every script's entry point: ``main()`` parses, builds and calls the library. Bad input (InputError,
+    FileNotFoundError) prints one line and exits 2; a run that cannot go on (TrainingError) exits 1; Ctrl-C 130;
+    an int returned by ``main`` is the exit code."""
     try:
-        main()
+        code = main()
     except (InputError, FileNotFoundError) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         sys.exit(2)
@@ -39,3 +41,5 @@ def run_cli(main: Callable[[], object]) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -29,18 +29,16 @@ Per video, in decoding order:
 Frames are written to hidden staging folders (``<out>/.<name>.partNN``) and renamed when the video is
 done, so an interrupted run never leaves half-written folders that look like data.
 
-All user-facing failures raise :class:`VideoExtractionError` with a one-line message; the command-line
-entry point (:func:`main`, used by ``extract_frames.py``) prints it and exits with status 2.
+All user-facing failures raise :class:`VideoExtractionError` with a one-line message; ``extract_frames.py``
+(the command line: its parser and ``main``) prints it and exits with status 2.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
 import shutil
-import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -675,59 +673,3 @@ def extract_videos(
 # --------------------------------------------------------------------------------------------------
 # command line
 # --------------------------------------------------------------------------------------------------
-def build_arg_parser() -> argparse.ArgumentParser:
-    d = ExtractOptions()
-    p = argparse.ArgumentParser(
-        description="Extract frames from videos (a file or a folder, searched recursively) into "
-                    "<out>/<video>[_segNN]/%%06d.jpg plus train_files.txt for flow pretraining.")
-    p.add_argument("input", help="video file or folder of videos")
-    p.add_argument("--out", "-o", required=True, help="output folder")
-    p.add_argument("--fps", type=float, default=None, help="target frame rate (default: source rate)")
-    p.add_argument("--start", type=float, default=0.0, help="start time in seconds")
-    p.add_argument("--end", type=float, default=None, help="end time in seconds (exclusive)")
-    p.add_argument("--width", type=int, default=None, help="output width (height keeps the aspect unless given)")
-    p.add_argument("--height", type=int, default=None, help="output height")
-    p.add_argument("--max_side", type=int, default=None, help="downscale so the longer side is at most this")
-    p.add_argument("--stretch", action="store_true", help="with --width and --height: ignore the aspect ratio")
-    p.add_argument("--static_threshold", type=float, default=d.static_threshold,
-                   help="drop frames whose mean grey difference to the last kept frame is below this (0-255; 0 = off)")
-    p.add_argument("--cut_threshold", type=float, default=d.cut_threshold,
-                   help="mean grey difference between consecutive frames that marks a scene cut (0 = off)")
-    p.add_argument("--cut_hist_threshold", type=float, default=d.cut_hist_threshold,
-                   help="grey histogram distance in [0,1] that marks a scene cut (0 = off)")
-    p.add_argument("--stride", type=int, default=d.stride, help="neighbour offset for the split lists")
-    p.add_argument("--min_segment_frames", type=int, default=None, help="discard shorter segments (default 2*stride+1)")
-    p.add_argument("--ext", default=d.img_ext, choices=["jpg", "png"], help="image format")
-    p.add_argument("--jpeg_quality", type=int, default=d.jpeg_quality)
-    p.add_argument("--val_fraction", type=float, default=d.val_fraction, help="fraction of each segment's targets held out (its last frames) for val_files.txt; "
-                        "0 writes no val_files.txt")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace existing output folders of the same videos and the lists (train_files.txt, "
-                        "val_files.txt, extraction_summary.json); without it the script refuses")
-    p.add_argument("--skip_errors", action="store_true", help="skip undecodable videos in a folder")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_arg_parser().parse_args(argv)
-    opts = ExtractOptions(
-        fps=args.fps, start=args.start, end=args.end, width=args.width, height=args.height,
-        max_side=args.max_side, keep_aspect=not args.stretch, static_threshold=args.static_threshold,
-        cut_threshold=args.cut_threshold, cut_hist_threshold=args.cut_hist_threshold, stride=args.stride,
-        min_segment_frames=args.min_segment_frames, img_ext=args.ext, jpeg_quality=args.jpeg_quality,
-        val_fraction=args.val_fraction, overwrite=args.overwrite, skip_errors=args.skip_errors)
-    try:
-        summary = extract_videos(args.input, args.out, opts, progress=not args.quiet)
-    except VideoExtractionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for r in summary.videos:
-        print(f"{r.name}: decoded {r.decoded}, sampled {r.sampled}, kept {r.kept} "
-              f"(static dropped {r.dropped_static}, short-segment dropped {r.dropped_short}), "
-              f"cuts {r.num_cuts}, segments {[s.folder for s in r.segments]}")
-    for s in summary.skipped:
-        print(f"skipped {s}")
-    val = f", val_files.txt: {len(summary.val)}" if opts.val_fraction > 0 else ""
-    print(f"wrote {args.out}: train_files.txt: {len(summary.train)} entries{val}")
-    return 0

@@ -134,6 +134,6 @@ def test_script_unknown_split_one_line_error(tmp_path):
     result = subprocess.run([sys.executable, "export_gt_depth.py", "--data_path", str(tmp_path),
                              "--split", "no_such_split"], cwd=REPO_ROOT, capture_output=True,
                             text=True)
-    assert result.returncode == 1
+    assert result.returncode == 2  # bad input (run_cli)
     assert result.stderr.startswith("error: split 'no_such_split'")
     assert result.stderr.count("\n") == 1

@@ -211,6 +211,6 @@ def test_make_split_script_one_line_error(tmp_path):
     result = subprocess.run([sys.executable, "make_split.py", "--data_path", str(empty),
                              "--out_dir", str(tmp_path / "out")], cwd=REPO_ROOT,
                             capture_output=True, text=True)
-    assert result.returncode == 1
+    assert result.returncode == 2  # bad input (run_cli)
     assert result.stderr.startswith("error: no frames found") and str(empty) in result.stderr
     assert result.stderr.count("\n") == 1

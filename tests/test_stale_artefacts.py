@@ -119,7 +119,7 @@ def test_export_gt_refuses_an_existing_file_and_overwrite_replaces_it(tmp_path, 
     before = path.read_bytes()
     (split_dir / "test_files.txt").write_text(f"{DRIVE} 3 l\n")
     code, err = run_script(capsys, "export_gt_depth.py", *args)
-    assert code == 1 and err.count("\n") == 1
+    assert code == 2 and err.count("\n") == 1
     assert str(path) in err and "--overwrite" in err
     assert path.read_bytes() == before
     assert run_script(capsys, "export_gt_depth.py", *args, "--overwrite")[0] == 0
@@ -328,7 +328,7 @@ def test_make_split_refuses_existing_lists_and_overwrite_replaces_them(tmp_path,
     assert (out / "test_files.txt").is_file()
     before = snapshot(out)
     code, err = run_script(capsys, "make_split.py", *args[:4], "--seed", 1)
-    assert code == 1 and err.count("\n") == 1 and "train_files.txt" in err and "--overwrite" in err
+    assert code == 2 and err.count("\n") == 1 and "train_files.txt" in err and "--overwrite" in err
     assert snapshot(out) == before
     assert run_script(capsys, "make_split.py", *args[:4], "--seed", 1, "--overwrite")[0] == 0
     assert snapshot(out) != before
@@ -363,7 +363,7 @@ def test_download_splits_refuses_to_replace_an_edited_file(tmp_path, monkeypatch
     edited.parent.mkdir()
     edited.write_text(f"{DRIVE} 1 l\n")
     code, err = run_script(capsys, "download_splits.py", "eigen", "--dest", tmp_path)
-    assert code == 1 and str(edited) in err and "--overwrite" in err
+    assert code == 2 and str(edited) in err and "--overwrite" in err
     assert edited.read_text() == f"{DRIVE} 1 l\n" and urls == []  # refused before any download
     assert run_script(capsys, "download_splits.py", "eigen", "--dest", tmp_path, "--overwrite")[0] == 0
     assert sha256_file(edited) == splits.SPLIT_SHA256["eigen/test_files.txt"]

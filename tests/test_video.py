@@ -23,11 +23,12 @@ from monodepth2_geopt.video import (  # noqa: E402
     extract_video,
     extract_videos,
     find_videos,
-    main,
     output_size,
     probe_video,
     split_entries,
 )
+from extract_frames import main  # noqa: E402  (the script's entry point: parse -> build -> call)
+from monodepth2_geopt.errors import InputError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -312,11 +313,11 @@ def test_skip_errors_in_folder(syn_video, corrupt_video, tmp_path):
 
 
 def test_cli_exit_codes(syn_video, corrupt_video, tmp_path, capsys):
-    assert main([str(corrupt_video), "--out", str(tmp_path / "o"), "--quiet"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and str(corrupt_video) in err and "\n" not in err
-    assert main([str(syn_video), "--out", str(tmp_path / "o"), "--fps", "-3", "--quiet"]) == 2
-    assert "fps" in capsys.readouterr().err
+    with pytest.raises(InputError) as err:  # run_cli prints it as one line and exits 2 (test_script_entry_point)
+        main([str(corrupt_video), "--out", str(tmp_path / "o"), "--quiet"])
+    assert str(corrupt_video) in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(InputError, match="fps"):
+        main([str(syn_video), "--out_dir", str(tmp_path / "o"), "--fps", "-3", "--quiet"])
     assert main([str(syn_video), "--out", str(tmp_path / "o"), "--end", "0.6", "--quiet"]) == 0
     assert "train_files.txt: 10 entries, val_files.txt: 1" in capsys.readouterr().out  # 13 targets: 1 held out, 2 dropped
 
