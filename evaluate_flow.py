@@ -15,7 +15,8 @@ from pathlib import Path
 
 from monodepth2_geopt.errors import InputError, run_cli
 from monodepth2_geopt.options import MonodepthOptions
-from monodepth2_geopt.splits import atomic_write_bytes, refuse_existing
+from monodepth2_geopt.fileio import atomic_write_text
+from monodepth2_geopt.splits import refuse_existing
 
 
 def main():
@@ -51,7 +52,7 @@ def main():
         result = {k: diag[k] for k in fd.DIAGNOSTIC_KEYS}
         result.update(epe_kind=diag["epe_kind"], num_images=len(samples), weights=str(opt.load_weights_folder),
                       data=str(path), height=height, width=width)
-        atomic_write_bytes(opt.json, (json.dumps(result, indent=2) + "\n").encode())
+        atomic_write_text(opt.json, json.dumps(result, indent=2) + "\n")
         print(f"wrote {opt.json}")
 
 

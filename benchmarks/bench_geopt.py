@@ -158,6 +158,7 @@ def part_overfit(args):
     from skimage.data import stereo_motorcycle
 
     from monodepth2_geopt.flow_diagnostics import diagnose
+    from monodepth2_geopt.kitti_layout import load_image_uint8
     left, right, disp = stereo_motorcycle()
     h, w = args.overfit_height, args.overfit_width
     folder = Path(args.work) / "motorcycle"
@@ -174,8 +175,8 @@ def part_overfit(args):
                                 "--batch_size", 1, "--num_workers", 0, "--no_progress", "--log_dir", args.log_dir,
                                 "--model_name", f"overfit_{recipe}", "--seed", 0, *device_flags(args), *RECIPES[recipe]],
                                flow=True)
-        item = {("color", f): torch.from_numpy(np.asarray(Image.open(folder / f"{i:06d}.png").convert("RGB")))
-                .permute(2, 0, 1)[None] for i, f in enumerate((0, 1))}
+        item = {("color", f): load_image_uint8(folder / f"{i:06d}.png", h, w)[None]
+                for i, f in enumerate((0, 1))}
         batch = dict(item, flip=torch.zeros(1, dtype=torch.bool), index=torch.zeros(1, dtype=torch.long))
         target, source = item[("color", 0)].float() / 255, item[("color", 1)].float() / 255
         start = time.time()

@@ -18,6 +18,8 @@ RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 if str(ROOT) not in sys.path:  # benchmarks run as `python benchmarks/x.py` from the repo root
     sys.path.insert(0, str(ROOT))
 
+from monodepth2_geopt.fileio import atomic_write_text  # noqa: E402  (needs ROOT on sys.path)
+
 
 def machine() -> str:
     if torch.cuda.is_available():
@@ -43,7 +45,7 @@ def write_section(name: str, body: str, command: str, measured_on: str | None = 
         text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nWritten by the scripts in `benchmarks/`; rerun them to update.\n"
         pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
         text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-        _replace(RESULTS, text)
+        atomic_write_text(RESULTS, text)
 
 
 @contextlib.contextmanager
@@ -57,13 +59,6 @@ def locked(path: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _replace(path: Path, text: str) -> None:
-    """Write through a temporary file and rename, so a reader never sees half a file."""
-    tmp = Path(f"{path}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
@@ -73,7 +68,7 @@ def update_json(path: Path, key: str, value) -> None:
     with locked(path):
         data = read_json(path)
         data[key] = value
-        _replace(path, json.dumps(data, indent=1))
+        atomic_write_text(path, json.dumps(data, indent=1))
 
 
 def command_line() -> str:

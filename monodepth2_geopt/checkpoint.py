@@ -16,7 +16,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from monodepth2_geopt import fileio
 from monodepth2_geopt.errors import InputError, TrainingError
+from monodepth2_geopt.fileio import atomic_path
 
 ENCODER_META_KEYS = ("height", "width", "use_stereo")
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
@@ -45,31 +47,17 @@ def clean_state_dict(state: dict) -> dict:
 
 
 def atomic_save(obj, path: str | os.PathLike) -> None:
-    """torch.save to a temporary file in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """torch.save to a temporary file in the same folder, fsynced, then renamed (``fileio.atomic_path``): never a
+    half-written file."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def atomic_write_text(text: str, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    """``fileio.atomic_write_text`` with this module's argument order (text first)."""
+    fileio.atomic_write_text(path, text)
 
 
 def optimizer_parameters(models: dict[str, nn.Module]) -> list[nn.Parameter]:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from monodepth2_geopt.errors import InputError
+from monodepth2_geopt.kitti_layout import frame_path, parse_split_line
 from monodepth2_geopt.options import REPO_ROOT
 
 
@@ -64,8 +65,9 @@ def run_demo(out_dir: str | os.PathLike = "demo", width: int = 192, height: int 
     step("5/6 evaluate on the held-out test drive (metric: x5.4, no median scaling)", "evaluate_depth.py",
          "--load_weights_folder", weights, "--eval_stereo", "--eval_split", world / "splits", "--data_path", world, "--png",
          "--eval_out_dir", out / "eval", "--num_workers", 0)
-    first = (world / "splits" / "test_files.txt").read_text().split("\n")[0].split()
-    image = world / first[0] / "image_02" / "data" / f"{int(first[1]):010d}.png"
+    first_line = (world / "splits" / "test_files.txt").read_text().split("\n")[0]
+    folder, frame_index, side = parse_split_line(first_line)
+    image = Path(frame_path(world, folder, frame_index, side, ".png"))
     step("6/6 single-image inference", "test_simple.py", "--image_path", image, "--load_weights_folder", weights,
          "--out_dir", out / "predictions", "--overwrite")
     disp = out / "predictions" / f"{image.stem}_disp.jpeg"

@@ -19,9 +19,10 @@ import torch.nn.functional as F
 from monodepth2_geopt import checkpoint, geometry, networks
 from monodepth2_geopt.datasets import DATASETS
 from monodepth2_geopt.errors import InputError
+from monodepth2_geopt.kitti_layout import parse_split_line
 from monodepth2_geopt.losses import MinReprojectionConfig, depth_objective
 from monodepth2_geopt.metrics import training_depth_errors
-from monodepth2_geopt.splits import parse_split_line, readlines, resolve_split_dir
+from monodepth2_geopt.splits import readlines, resolve_split_dir
 from monodepth2_geopt.trainer import Runtime, TaskData, Trainer
 from monodepth2_geopt.utils import normalize_image
 

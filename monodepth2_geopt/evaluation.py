@@ -35,12 +35,12 @@ from monodepth2_geopt import metrics
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.geometry import disp_to_depth
 from monodepth2_geopt.gt_depth import load_gt_depths
-from monodepth2_geopt.splits import REPO_ROOT, atomic_path, readlines, refuse_existing, resolve_split_dir
+from monodepth2_geopt.fileio import atomic_path
+from monodepth2_geopt.splits import REPO_ROOT, readlines, refuse_existing, resolve_split_dir
 
 EVAL_BATCH_SIZE = 16  # Monodepth2 evaluates in batches of 16
 EDGE_RAMP = 0.05  # Monodepth v1 post-processing: the outer 5% on each side come from one prediction
 BENCHMARK_SIZE = (352, 1216)  # (height, width) of KITTI depth-benchmark submissions
-BENCHMARK_DEPTH_SCALE = 256.0  # uint16 PNG value = depth * 256
 NAMED_SPLITS = ("eigen", "eigen_benchmark", "benchmark", "odom_9", "odom_10")
 
 Log = Callable[[str], None]
@@ -255,7 +255,7 @@ def write_disparity_images(disps, folder: Path) -> None:
 
 def write_benchmark_predictions(disps, folder: Path, scale: float) -> Path:
     """KITTI depth-benchmark submission: ``%010d.png`` uint16 depth*256 at 1216x352."""
-    from monodepth2_geopt.kitti_utils import write_depth_png
+    from monodepth2_geopt.kitti_layout import write_depth_png
 
     folder.mkdir(parents=True, exist_ok=True)
     for i, disp in enumerate(disps):

@@ -16,14 +16,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image
 
 from monodepth2_geopt import checkpoint
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.flow_io import read_flow_png
 from monodepth2_geopt.geometry import flow_warp
 from monodepth2_geopt.losses import MinReprojectionConfig, min_reprojection_loss, smooth_loss
-from monodepth2_geopt.splits import parse_split_line, readlines
+from monodepth2_geopt.kitti_layout import (FLOW_DIR, flow_png_path, image_dir_of_flow_png, load_image_uint8,
+                                           parse_split_line)
+from monodepth2_geopt.splits import readlines
 
 KITTI_OUTLIER_PX = 3.0  # KITTI Fl: an outlier has EPE > 3 px and > 5 % of the ground-truth magnitude
 KITTI_OUTLIER_REL = 0.05
@@ -196,7 +197,7 @@ def _image_path(stem: Path) -> Path:
 
 def _raw_pair(gt: Path) -> tuple[Path, Path, Path]:
     """KITTI-raw layout: <drive>/flow/image_0X/<t>.png -> <drive>/image_0X/data/<t>, <t+1>."""
-    idx, cam_dir = int(gt.stem), gt.parent.parent.parent / gt.parent.name / "data"
+    idx, cam_dir = int(gt.stem), image_dir_of_flow_png(gt)
     width = len(gt.stem)
     return (_image_path(cam_dir / f"{idx:0{width}d}"), _image_path(cam_dir / f"{idx + 1:0{width}d}"), gt)
 
@@ -218,8 +219,7 @@ def find_flow_pairs(data_path: str | os.PathLike, split_or_list=None) -> list[tu
         pairs = []
         for line in (ln for ln in lines if ln.strip()):
             folder, idx, side = parse_split_line(line)
-            cam = "image_03" if side in ("r", "3") else "image_02"
-            gt = root / folder / "flow" / cam / f"{idx:010d}.png"
+            gt = Path(flow_png_path(root, folder, idx, side))
             if gt.is_file():  # lines without ground truth (a drive's last frame, image_03) are skipped
                 pairs.append(_raw_pair(gt))
         if not pairs:
@@ -228,7 +228,7 @@ def find_flow_pairs(data_path: str | os.PathLike, split_or_list=None) -> list[tu
         return pairs
     pairs = []
     for gt in sorted(root.rglob("*.png")):
-        if gt.parent.parent.name == "flow" and gt.stem.isdigit():
+        if gt.parent.parent.name == FLOW_DIR and gt.stem.isdigit():
             pairs.append(_raw_pair(gt))
         elif gt.parent.name in ("flow_occ", "flow_noc") and gt.stem.endswith("_10"):
             img_dir = gt.parent.parent / "image_2"
@@ -240,10 +240,8 @@ def find_flow_pairs(data_path: str | os.PathLike, split_or_list=None) -> list[tu
 
 
 def load_image(path: str | os.PathLike, height: int, width: int) -> torch.Tensor:
-    """An RGB image resized to (height, width): float [1, 3, H, W] in [0, 1]."""
-    with Image.open(path) as img:
-        img = img.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
-    return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)[None].contiguous()
+    """An RGB image resized to (height, width) (``kitti_layout.load_image_uint8``): float [1, 3, H, W] in [0, 1]."""
+    return (load_image_uint8(path, height, width).float() / 255)[None]
 
 
 # ------------------------------------------------------------------------------------------ evaluation

@@ -273,8 +273,10 @@ def diagnose_samples(encoder: nn.Module, motion_encoder: nn.Module, flow_decoder
 def has_flow_ground_truth(folder) -> bool:
     """Whether ``folder`` holds KITTI-format flow ground truth (see ``flow.find_flow_pairs``)."""
     from pathlib import Path
+    from monodepth2_geopt.kitti_layout import CAMERA_FOLDERS, FLOW_DIR
     root = Path(folder)
-    return any(root.rglob("flow/image_0[23]/*.png")) or any(root.rglob("flow_occ/*_10.png"))
+    return (any(p for cam in CAMERA_FOLDERS for p in root.rglob(f"{FLOW_DIR}/{cam}/*.png"))
+            or any(root.rglob("flow_occ/*_10.png")))
 
 
 def frames_dataset(folder, split=None, height: int = 192, width: int = 640, stride: int = 1):
@@ -299,8 +301,10 @@ def ground_truth_path(target_path, height: int, width: int):
     from pathlib import Path
 
     from PIL import Image
+
+    from monodepth2_geopt.kitti_layout import flow_png_of_image
     p = Path(target_path)
-    gt = p.parent.parent.parent / "flow" / p.parent.parent.name / f"{p.stem}.png"
+    gt = flow_png_of_image(p)
     if not gt.is_file():
         return None
     with Image.open(p) as img:

@@ -20,14 +20,15 @@ import warnings
 
 import numpy as np
 
-from monodepth2_geopt.kitti_utils import generate_depth_map, read_depth_png
-from monodepth2_geopt.splits import atomic_path, read_split_file, refuse_existing, sha256_file
+from monodepth2_geopt.fileio import atomic_path
+from monodepth2_geopt.kitti_layout import calib_dir, camera_index, depth_png_path, read_depth_png, velodyne_path
+from monodepth2_geopt.kitti_utils import generate_depth_map
+from monodepth2_geopt.splits import read_split_file, refuse_existing, sha256_file
 from monodepth2_geopt.errors import InputError
 
 GT_SOURCES = ("velodyne", "depth_png")
 # Which GT each published evaluation split uses (Monodepth2 export_gt_depth.py).
 SPLIT_GT_SOURCE = {"eigen": "velodyne", "eigen_benchmark": "depth_png"}
-CAMERA_FOR_SIDE = {None: 2, "l": 2, "2": 2, "r": 3, "3": 3}
 EXPORT_COMMAND = "python export_gt_depth.py --data_path <KITTI raw path> --split {split}"
 SPLIT_HASH_KEY = "split_sha256"
 
@@ -41,16 +42,11 @@ def gt_depth_for_frame(data_path: str | Path, folder: str, frame_index: int,
     "depth_png": `<folder>/proj_depth/groundtruth/image_0X/%010d.png` / 256 from the KITTI depth
     benchmark (eigen_benchmark; a separate download merged into the raw tree).
     """
-    data_path = Path(data_path)
-    cam = CAMERA_FOR_SIDE[side]
     if source == "velodyne":
-        calib_dir = data_path / folder.split("/")[0]
-        velo = data_path / folder / "velodyne_points" / "data" / f"{frame_index:010d}.bin"
-        return generate_depth_map(calib_dir, velo, cam=cam, vel_depth=True)
+        return generate_depth_map(calib_dir(data_path, folder), velodyne_path(data_path, folder, frame_index),
+                                  cam=camera_index(side), vel_depth=True)
     if source == "depth_png":
-        png = (data_path / folder / "proj_depth" / "groundtruth" / f"image_0{cam}"
-               / f"{frame_index:010d}.png")
-        return read_depth_png(png)
+        return read_depth_png(depth_png_path(data_path, folder, frame_index, side))
     raise InputError(f"unknown GT source {source!r}; expected one of {GT_SOURCES}")
 
 

@@ -10,7 +10,7 @@ Monodepth2 at high throughput). Layout under ``<cache_dir>``::
     <folder>/<camera>.json   {"height": H, "width": W, "frames": {frame_index: row}}
 
 Built atomically: the whole cache is written into a hidden folder beside ``<cache_dir>`` and then replaces it
-(``splits.atomic_dir``), so a kill during a rebuild leaves the old complete cache (or, between the two renames,
+(``fileio.atomic_dir``), so a kill during a rebuild leaves the old complete cache (or, between the two renames,
 none), never arrays of the new build indexed by the old build's frame tables (which returned another frame's
 pixels).
 
@@ -33,10 +33,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from monodepth2_geopt.errors import InputError
-from monodepth2_geopt.splits import atomic_dir
+from monodepth2_geopt.fileio import atomic_dir
+from monodepth2_geopt.kitti_layout import camera_folder, parse_split_line, resize_image
 
 MANIFEST = "manifest.json"
 CACHE_FORMAT = 2  # 1: no manifest (before staleness checks); refused
@@ -44,14 +44,8 @@ REBUILD = ("rebuild it with `python prepare_cache.py --data_path ... --split ...
            "--image_cache {root} --overwrite`")
 
 
-def _camera(side) -> str:
-    return {"l": "2", "2": "2", "r": "3", "3": "3", None: "2"}[side]
-
-
 def needed_frames(dataset) -> dict[tuple[str, object], set[int]]:
     """{(folder, side): frame indices} of every image ``dataset`` (a MonoDataset) can ask for."""
-    from monodepth2_geopt.splits import parse_split_line
-
     needed: dict[tuple[str, object], set[int]] = {}
     for line in dataset.filenames:
         folder, index, side = parse_split_line(line)
@@ -152,9 +146,9 @@ class ImageCache:
                           f"{REBUILD.format(root=self.root)}", stacklevel=3)
 
     def _entry(self, folder: str, side):
-        key = (folder, _camera(side))
+        key = (folder, camera_folder(side))
         if key not in self._open:
-            base = self.root / folder / f"image_0{key[1]}"
+            base = self.root / folder / key[1]
             meta_path = base.with_suffix(".json")
             if not meta_path.is_file():
                 self._open[key] = None
@@ -221,10 +215,7 @@ def build_cache(dataset, cache_dir: str | os.PathLike, num_threads: int | None =
         path = dataset.get_image_path(folder, index, side)
         if not os.path.isfile(path):
             return None
-        img = dataset.loader(path)
-        if img.size != (dataset.width, dataset.height):
-            img = img.resize((dataset.width, dataset.height), Image.Resampling.LANCZOS)
-        return np.asarray(img, dtype=np.uint8)
+        return np.asarray(resize_image(dataset.loader(path), dataset.width, dataset.height), dtype=np.uint8)
 
     total = 0
     with atomic_dir(root) as build, ThreadPoolExecutor(num_threads or os.cpu_count()) as pool:
@@ -232,7 +223,7 @@ def build_cache(dataset, cache_dir: str | os.PathLike, num_threads: int | None =
             indices = sorted(indices)
             images = list(pool.map(load, [(folder, i, side) for i in indices]))
             kept = [(i, im) for i, im in zip(indices, images) if im is not None]
-            base = build / folder / f"image_0{_camera(side)}"
+            base = build / folder / camera_folder(side)
             base.parent.mkdir(parents=True, exist_ok=True)
             arr = np.lib.format.open_memmap(base.with_suffix(".npy"), mode="w+", dtype=np.uint8,
                                             shape=(len(kept), dataset.height, dataset.width, 3))

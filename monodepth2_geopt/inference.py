@@ -32,7 +32,9 @@ from PIL import Image
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.geometry import disp_to_depth
 from monodepth2_geopt.metrics import STEREO_SCALE_FACTOR
-from monodepth2_geopt.splits import atomic_path, refuse_existing
+from monodepth2_geopt.fileio import atomic_path
+from monodepth2_geopt.kitti_layout import resize_image, to_uint8_tensor
+from monodepth2_geopt.splits import refuse_existing
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODELS_DIR = REPO_ROOT / "models"
@@ -164,8 +166,7 @@ class DepthPredictor:
     @torch.no_grad()
     def predict(self, image: Image.Image) -> np.ndarray:
         """Scaled disparity [1, 1, H, W] at network resolution (float32)."""
-        resized = image.convert("RGB").resize((self.width, self.height), Image.Resampling.LANCZOS)
-        x = torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+        x = (to_uint8_tensor(resize_image(image.convert("RGB"), self.width, self.height)).float() / 255.0)[None]
         disp = self.decoder(self.encoder(x.to(self.device)))[("disp", 0)]
         scaled, _ = disp_to_depth(disp, self.min_depth, self.max_depth)
         out = scaled.float().cpu().numpy()
@@ -253,30 +254,29 @@ def process_video(predictor: DepthPredictor, path: Path, out_dir: Path, log: Log
     except Exception as err:
         raise InputError(f"cannot open video {path} ({type(err).__name__}: {err})") from None
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    tmp = target.with_name(f".{target.name}.tmp.mp4")
-    with src:
-        if not src.streams.video:
-            raise InputError(f"{path} has no video stream")
-        stream_in = src.streams.video[0]
-        rate = stream_in.average_rate or stream_in.guessed_rate or Fraction(25)
-        total = stream_in.frames or None
-        with av.open(str(tmp), mode="w") as dst:
-            stream_out = None
-            for frame in tqdm(src.decode(stream_in), total=total, desc=path.name, unit="frame"):
-                image = frame.to_image()
-                w, h = image.size[0] // 2 * 2, image.size[1] // 2 * 2  # yuv420p needs even sizes
-                image = image.crop((0, 0, w, h))
-                panel = np.concatenate([np.asarray(image), predictor.colorize(predictor.predict(image), (w, h))], 1)
+    with atomic_path(target) as tmp:  # keeps the .mp4 suffix: PyAV picks the container from it
+        with src:
+            if not src.streams.video:
+                raise InputError(f"{path} has no video stream")
+            stream_in = src.streams.video[0]
+            rate = stream_in.average_rate or stream_in.guessed_rate or Fraction(25)
+            total = stream_in.frames or None
+            with av.open(str(tmp), mode="w") as dst:
+                stream_out = None
+                for frame in tqdm(src.decode(stream_in), total=total, desc=path.name, unit="frame"):
+                    image = frame.to_image()
+                    w, h = image.size[0] // 2 * 2, image.size[1] // 2 * 2  # yuv420p needs even sizes
+                    image = image.crop((0, 0, w, h))
+                    panel = np.concatenate([np.asarray(image), predictor.colorize(predictor.predict(image), (w, h))], 1)
+                    if stream_out is None:
+                        stream_out = dst.add_stream(codec, rate=Fraction(rate).limit_denominator(100000))
+                        stream_out.width, stream_out.height, stream_out.pix_fmt = 2 * w, h, "yuv420p"
+                    for packet in stream_out.encode(av.VideoFrame.from_ndarray(panel, format="rgb24")):
+                        dst.mux(packet)
                 if stream_out is None:
-                    stream_out = dst.add_stream(codec, rate=Fraction(rate).limit_denominator(100000))
-                    stream_out.width, stream_out.height, stream_out.pix_fmt = 2 * w, h, "yuv420p"
-                for packet in stream_out.encode(av.VideoFrame.from_ndarray(panel, format="rgb24")):
+                    raise InputError(f"{path} has no decodable frames")
+                for packet in stream_out.encode(None):
                     dst.mux(packet)
-            if stream_out is None:
-                raise InputError(f"{path} has no decodable frames")
-            for packet in stream_out.encode(None):
-                dst.mux(packet)
-    os.replace(tmp, target)
     return target
 
 

@@ -1,4 +1,6 @@
-"""KITTI raw helpers: calibration files, velodyne scans, velodyne->depth-map GT and 16-bit depth PNGs.
+"""KITTI raw helpers: calibration files, velodyne scans and velodyne->depth-map GT (Monodepth2's kitti_utils).
+
+Where these files lie, and the 16-bit depth PNG codec, are ``kitti_layout``'s.
 
 `generate_depth_map` reproduces the ground truth Monodepth2 evaluates against (its `kitti_utils.py`,
 itself following the KITTI devkit), so numbers stay comparable with published results.
@@ -7,11 +9,8 @@ itself following the KITTI devkit), so numbers stay comparable with published re
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from monodepth2_geopt.errors import InputError
-
-# KITTI depth PNGs store metres * 256 as uint16; 0 marks pixels without GT.
-DEPTH_PNG_SCALE = 256.0
+from monodepth2_geopt.kitti_layout import CAM_TO_CAM, VELO_TO_CAM
 
 
 def read_calib_file(path: str | Path) -> dict[str, np.ndarray]:
@@ -65,8 +64,8 @@ def velo_to_image_matrix(calib_dir: str | Path, cam: int = 2) -> tuple[np.ndarra
     as Monodepth2 does for both cameras (all KITTI raw rectified images share it).
     """
     calib_dir = Path(calib_dir)
-    cam_path = calib_dir / "calib_cam_to_cam.txt"
-    velo_path = calib_dir / "calib_velo_to_cam.txt"
+    cam_path = calib_dir / CAM_TO_CAM
+    velo_path = calib_dir / VELO_TO_CAM
     cam2cam = read_calib_file(cam_path)
     velo2cam = read_calib_file(velo_path)
 
@@ -108,28 +107,4 @@ def generate_depth_map(calib_dir: str | Path, velo_filename: str | Path, cam: in
     return depth_map.reshape(height, width).astype(np.float32)
 
 
-def read_depth_png(path: str | Path) -> np.ndarray:
-    """Read a KITTI 16-bit depth PNG as float32 metres (value / 256); 0 means no GT."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"depth PNG not found: {path}")
-    with Image.open(path) as image:
-        if image.mode not in ("I;16", "I;16B", "I"):
-            raise InputError(f"{path} is not a 16-bit depth PNG (PIL mode {image.mode!r})")
-        values = np.asarray(image)
-    return values.astype(np.float32) / DEPTH_PNG_SCALE
-
-
-def write_depth_png(path: str | Path, depth: np.ndarray) -> None:
-    """Write [H, W] metres as a KITTI 16-bit depth PNG (round(depth * 256); invalid or <= 0 -> 0)."""
-    depth = np.nan_to_num(np.asarray(depth, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    if depth.ndim != 2:
-        raise InputError(f"depth must be [H, W], got shape {depth.shape}")
-    values = np.clip(np.round(depth * DEPTH_PNG_SCALE), 0, np.iinfo(np.uint16).max).astype(np.uint16)
-    Image.fromarray(values).save(Path(path), format="PNG")
-
-
-__all__ = [
-    "DEPTH_PNG_SCALE", "read_calib_file", "load_velodyne_points", "velo_to_image_matrix",
-    "generate_depth_map", "read_depth_png", "write_depth_png",
-]
+__all__ = ["read_calib_file", "load_velodyne_points", "velo_to_image_matrix", "generate_depth_map"]

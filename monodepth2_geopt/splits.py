@@ -2,24 +2,23 @@
 (checked against SHA-256 hashes) and making new train/val lists for any KITTI-raw-layout tree.
 
 Split line format (Monodepth2): `<folder> <frame_index> <side>`, e.g.
-`2011_09_26/2011_09_26_drive_0022_sync 473 r`, or `<folder> <frame_index>` (benchmark: `image 0`).
+`2011_09_26/2011_09_26_drive_0022_sync 473 r`, or `<folder> <frame_index>` (benchmark: `image 0`). The line
+format (parse, format, write) and the folder layout live in ``kitti_layout``; this module handles split files.
 """
 
 import hashlib
 import os
 import random
-import shutil
-import tempfile
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from glob import escape as glob_escape
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from urllib.error import URLError
 from urllib.request import urlopen
 from monodepth2_geopt.errors import InputError
+from monodepth2_geopt.fileio import atomic_write_bytes
+from monodepth2_geopt.kitti_layout import (CAMERA_FOLDERS, IMAGE_DATA, SplitEntry, format_split_line, image_dir,
+                                           other_side, parse_split_line, write_split_file)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SIDES = ("l", "r", "2", "3")
 
 MONODEPTH2_REPO = "nianticlabs/monodepth2"
 # Monodepth2 HEAD b676244 (2022-01-29); its splits/ are unchanged since the initial release.
@@ -58,8 +57,6 @@ SPLIT_SHA256: dict[str, str] = {
     "odom/val_files.txt": "9cf46e1b873d6f9883015b1f77fcace51db424a1f0a765324957f46399b6db99",
 }
 
-SplitEntry = tuple[str, int, str | None]
-
 
 class SplitDownloadError(RuntimeError):
     """A published split file could not be fetched or failed its SHA-256 check."""
@@ -77,22 +74,6 @@ def readlines(path: str | Path) -> list[str]:
             f"split file not found: {path}. Get the published KITTI splits with "
             "`python download_splits.py` or make your own with `python make_split.py`")
     return path.read_text().splitlines()
-
-
-def parse_split_line(line: str, line_number: int | None = None) -> SplitEntry:
-    """Parse `folder frame_index [side]` into (folder, frame_index, side or None)."""
-    where = f"line {line_number}: " if line_number is not None else ""
-    tokens = line.split()
-    if len(tokens) not in (2, 3):
-        raise InputError(f"{where}expected 'folder frame_index [side]', got {line!r}")
-    try:
-        frame_index = int(tokens[1])
-    except ValueError:
-        raise InputError(f"{where}frame index {tokens[1]!r} is not an integer in {line!r}") from None
-    side = tokens[2] if len(tokens) == 3 else None
-    if side is not None and side not in SIDES:
-        raise InputError(f"{where}side {side!r} is not one of {SIDES} in {line!r}")
-    return tokens[0], frame_index, side
 
 
 def read_split_file(path: str | Path) -> list[SplitEntry]:
@@ -141,80 +122,6 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary file name beside ``path``, renamed onto ``path`` when the block ends without an error.
-
-    Readers never see a half-written file, and a failure (or Ctrl-C) leaves the previous ``path`` untouched and
-    no temporary file behind. The temporary name keeps ``path``'s suffix (np.save/np.savez add theirs otherwise).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through :func:`atomic_path`."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
-@contextmanager
-def atomic_dir(target: str | Path) -> Iterator[Path]:
-    """A fresh folder beside ``target`` to build in; when the block ends without an error it replaces ``target``.
-
-    The swap is two renames (the old ``target`` aside, the new folder in), then the old one is deleted, so a
-    reader sees the old complete folder, the new complete folder, or (after a kill between the two renames)
-    none: never a mix of old and new files. A failure or Ctrl-C removes the half-built folder and leaves
-    ``target`` untouched; a hard kill leaves a hidden ``.<name>.building-<pid>-*`` folder that the next call
-    removes (once that process is gone), like a ``.<name>.old-*`` folder left between the renames.
-    """
-    target = Path(target)
-    parent = target.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    _remove_leftover_dirs(parent, target.name)
-    build = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.building-{os.getpid()}-"))
-    try:
-        yield build
-        os.chmod(build, 0o755)  # mkdtemp creates 0700
-        if target.is_dir() and any(target.iterdir()):
-            old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.old-"))
-            os.replace(target, old)  # rename(2) replaces the empty placeholder
-            os.replace(build, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(build, target)  # an empty folder is replaced in one rename
-    finally:
-        if build.exists():
-            shutil.rmtree(build, ignore_errors=True)
-
-
-def _remove_leftover_dirs(parent: Path, name: str) -> None:
-    for path in parent.glob(f".{glob_escape(name)}.*"):
-        kind, _, rest = path.name[len(name) + 2:].partition("-")
-        if kind == "old" or (kind == "building" and not _pid_alive(rest.partition("-")[0])):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _pid_alive(pid: str) -> bool:
-    if not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def refuse_existing(paths: Iterable[str | Path], overwrite: bool, flag: str = "--overwrite",
@@ -313,16 +220,15 @@ def find_split_lines(data_path: str | Path, frame_ids: Sequence[int] = (0, -1, 1
     if not data_path.is_dir():
         raise FileNotFoundError(f"data path not found: {data_path}")
     lines, found_any = [], False
-    for drive_dir in sorted(p.parent.parent for p in data_path.glob("*/*/image_02/data")):
+    for drive_dir in sorted(p.parent.parent for p in data_path.glob(f"*/*/{CAMERA_FOLDERS[0]}/{IMAGE_DATA}")):
         folder = drive_dir.relative_to(data_path).as_posix()
-        frames = {"l": _frame_indices(drive_dir / "image_02" / "data", exts),
-                  "r": _frame_indices(drive_dir / "image_03" / "data", exts)}
+        frames = {side: _frame_indices(Path(image_dir(data_path, folder, side)), exts) for side in ("l", "r")}
         found_any = found_any or bool(frames["l"])
         for side in ("l", "r") if stereo else ("l",):
-            other = frames["r" if side == "l" else "l"]
+            other = frames[other_side(side)]
             for i in sorted(frames[side]):
                 if all(i + f in frames[side] for f in frame_ids) and (not stereo or i in other):
-                    lines.append(f"{folder} {i} {side}")
+                    lines.append(format_split_line(folder, i, side))
     if not found_any:
         raise InputError(f"no frames found under {data_path} "
                          "(expected <date>/<drive>/image_02/data/<index>.png or .jpg)")
@@ -332,8 +238,8 @@ def find_split_lines(data_path: str | Path, frame_ids: Sequence[int] = (0, -1, 1
 
 
 def _line_key(line: str) -> tuple[str, int, str]:
-    folder, index, *side = line.split()
-    return folder, int(index), "".join(side)
+    folder, index, side = parse_split_line(line)
+    return folder, index, side or ""
 
 
 def _split_by_fraction(items: list, fractions: Sequence[float], rng: random.Random) -> list[list]:
@@ -377,8 +283,7 @@ def make_split(data_path: str | Path, out_dir: str | Path, frame_ids: Sequence[i
     names = ("train", "val", "test") if test_fraction > 0 else ("train", "val")
     result = {name: sorted(part, key=_line_key) for name, part in zip(names, parts[:len(names)], strict=True)}
     for name, part in result.items():
-        text = "".join(f"{line}\n" for line in part)
-        atomic_write_bytes(out_dir / f"{name}_files.txt", text.encode())
+        write_split_file(out_dir / f"{name}_files.txt", part)
     if "test" not in result:
         (out_dir / "test_files.txt").unlink(missing_ok=True)
     return result
@@ -386,8 +291,8 @@ def make_split(data_path: str | Path, out_dir: str | Path, frame_ids: Sequence[i
 
 __all__ = [
     "MONODEPTH2_REPO", "MONODEPTH2_COMMIT", "PUBLISHED_SPLITS", "SPLIT_SHA256", "SplitDownloadError",
-    "readlines", "parse_split_line", "read_split_file", "available_splits", "resolve_split_dir",
-    "sha256_file", "atomic_path", "atomic_write_bytes", "atomic_dir", "refuse_existing", "download_splits", "verify_splits",
+    "readlines", "read_split_file", "available_splits", "resolve_split_dir",
+    "sha256_file", "refuse_existing", "download_splits", "verify_splits",
     "find_split_lines", "make_split",
 ]
 

@@ -61,9 +61,10 @@ from typing import Union
 import numpy as np
 from PIL import Image
 
+from . import kitti_layout as layout
 from .errors import InputError
-from .flow_io import write_flow_png, write_png
-from .splits import atomic_dir
+from .fileio import atomic_dir
+from .flow_io import write_flow_png
 
 __all__ = [
     "CAMERA_HEIGHT",
@@ -897,8 +898,8 @@ def write_calibration(
             f"P_rect_{cam:02d}: {_fmt(p)}",
         ]
     paths = {
-        "cam_to_cam": os.path.join(calib_dir, "calib_cam_to_cam.txt"),
-        "velo_to_cam": os.path.join(calib_dir, "calib_velo_to_cam.txt"),
+        "cam_to_cam": os.path.join(calib_dir, layout.CAM_TO_CAM),
+        "velo_to_cam": os.path.join(calib_dir, layout.VELO_TO_CAM),
         "imu_to_velo": os.path.join(calib_dir, "calib_imu_to_velo.txt"),
     }
     with open(paths["cam_to_cam"], "w") as f:
@@ -923,9 +924,22 @@ def _save_image(path: str, image: np.ndarray, ext: str) -> None:
         im.save(path, format="JPEG", quality=92, subsampling=2)
 
 
-def _depth_png(depth: np.ndarray) -> np.ndarray:
-    d = np.round(depth.astype(np.float64) * 256.0)
-    return np.where((d > 0) & (d <= 65535), d, 0).astype(np.uint16)
+def _frame_files(root: str, folder: str, frame_index: int, ext: str, velodyne: bool) -> dict[str, str]:
+    """The files of frame ``frame_index`` of drive ``folder``, at the paths the readers use (``kitti_layout``).
+
+    Keys: ``image_l``/``image_r`` (``ext`` with its dot), ``depth_png_l``/``_r``, ``depth_npy_l``/``_r`` (this
+    world's exact depth, ``<drive>/depth/image_0X/%010d.npy``), ``flow`` (left camera, t -> t+1) and, with
+    ``velodyne``, ``velodyne``.
+    """
+    files = {"flow": layout.flow_png_path(root, folder, frame_index, "l")}
+    for side in ("l", "r"):
+        files["image_" + side] = layout.frame_path(root, folder, frame_index, side, ext)
+        files["depth_png_" + side] = layout.depth_png_path(root, folder, frame_index, side)
+        files["depth_npy_" + side] = os.path.join(root, folder, "depth", layout.camera_folder(side),
+                                                  layout.frame_name(frame_index, ".npy"))
+    if velodyne:
+        files["velodyne"] = layout.velodyne_path(root, folder, frame_index)
+    return files
 
 
 def _world_seed(seed: int, index: int, salt: int) -> int:
@@ -1018,7 +1032,7 @@ def _check_out_dir(root: str, overwrite: bool, generated: re.Pattern) -> None:
 
 def _write_dataset(root, num_drives, frames_per_drive, width, height, seed, ext, moving_objects,
                    brightness_change, speed, date, velodyne, val_fraction, verbose) -> dict[str, object]:
-    calib_dir = os.path.join(root, date)
+    calib_dir = layout.calib_dir(root, date)
     calib = write_calibration(calib_dir, width, height)
     drives, drive_dirs = [], []
     for di in range(num_drives):
@@ -1026,19 +1040,8 @@ def _write_dataset(root, num_drives, frames_per_drive, width, height, seed, ext,
         ddir = os.path.join(root, name)
         drives.append(name)
         drive_dirs.append(ddir)
-        sub = {
-            "l": os.path.join(ddir, "image_02", "data"),
-            "r": os.path.join(ddir, "image_03", "data"),
-            "velo": os.path.join(ddir, "velodyne_points", "data"),
-            "gt_l": os.path.join(ddir, "proj_depth", "groundtruth", "image_02"),
-            "gt_r": os.path.join(ddir, "proj_depth", "groundtruth", "image_03"),
-            "npy_l": os.path.join(ddir, "depth", "image_02"),
-            "npy_r": os.path.join(ddir, "depth", "image_03"),
-            "flow": os.path.join(ddir, "flow", "image_02"),
-        }
-        for k_, p in sub.items():
-            if k_ != "velo" or velodyne:
-                os.makedirs(p, exist_ok=True)
+        for p in _frame_files(root, name, 0, f".{ext}", velodyne).values():  # the folders, from frame 0's files
+            os.makedirs(os.path.dirname(p), exist_ok=True)
         world = World(
             seed=_world_seed(seed, di, 1),
             num_frames=frames_per_drive,
@@ -1051,19 +1054,19 @@ def _write_dataset(root, num_drives, frames_per_drive, width, height, seed, ext,
         with open(os.path.join(ddir, "poses.txt"), "w") as f:
             f.writelines(" ".join(f"{v:.12e}" for v in pose[:3, :4].reshape(-1)) + "\n" for pose in world.poses)
         for fi in range(frames_per_drive):
-            stem = f"{fi:010d}"
+            files = _frame_files(root, name, fi, f".{ext}", velodyne)
             for side in ("l", "r"):
                 view = world.render(fi, side)
-                _save_image(os.path.join(sub[side], f"{stem}.{ext}"), view.image, ext)
-                write_png(os.path.join(sub["gt_" + side], f"{stem}.png"), _depth_png(view.depth), 3)
-                np.save(os.path.join(sub["npy_" + side], f"{stem}.npy"), view.depth)
+                _save_image(files["image_" + side], view.image, ext)
+                layout.write_depth_png(files["depth_png_" + side], view.depth, beyond_range="zero", compress_level=3)
+                np.save(files["depth_npy_" + side], view.depth)
                 if side == "l":
                     left = view
             if fi < frames_per_drive - 1:
                 flow, valid = world.flow(fi, left)
-                write_flow_png(os.path.join(sub["flow"], f"{stem}.png"), flow, valid)
+                write_flow_png(files["flow"], flow, valid)
             if velodyne:
-                world.velodyne_scan(fi).tofile(os.path.join(sub["velo"], f"{stem}.bin"))
+                world.velodyne_scan(fi).tofile(files["velodyne"])
         if verbose:
             print(f"wrote {name} ({frames_per_drive} frames)")
     splits = _write_splits(root, drives, frames_per_drive, seed, val_fraction)
@@ -1104,15 +1107,14 @@ def _write_splits(root: str, drives: list[str], n: int, seed: int, val_fraction:
         if n_val:
             is_val[rng.choice(len(frames), n_val, replace=False)] = True
         for f, iv in zip(frames, is_val):
-            (val if iv else train).extend([f"{d} {f} l", f"{d} {f} r"])
-    test = [f"{d} {f} l" for d in test_drives for f in range(n)]
+            (val if iv else train).extend(layout.format_split_line(d, f, side) for side in ("l", "r"))
+    test = [layout.format_split_line(d, f, "l") for d in test_drives for f in range(n)]
     sdir = os.path.join(root, "splits")
     os.makedirs(sdir, exist_ok=True)
     paths = {}
     for name, lines in (("train", train), ("val", val), ("test", test)):
         paths[name] = os.path.join(sdir, f"{name}_files.txt")
-        with open(paths[name], "w") as f:
-            f.write("".join(line + "\n" for line in lines))
+        layout.write_split_file(paths[name], lines)
     return paths
 
 

@@ -48,7 +48,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from monodepth2_geopt.errors import InputError
-from monodepth2_geopt.splits import atomic_write_bytes, refuse_existing
+from monodepth2_geopt.fileio import atomic_write_text
+from monodepth2_geopt.kitti_layout import format_split_line, write_split_file
+from monodepth2_geopt.splits import refuse_existing
 
 try:  # PyAV is a hard dependency of extraction only; keep the module importable without it.
     import av
@@ -368,7 +370,7 @@ def output_size(src_w: int, src_h: int, opts: ExtractOptions) -> tuple[int, int]
 
 def split_entries(folder: str, num_frames: int, stride: int = 1) -> list[str]:
     """``"<folder> <i>"`` for every frame i of a segment with both neighbours i +- stride inside it."""
-    return [f"{folder} {i}" for i in range(stride, num_frames - stride)]
+    return [format_split_line(folder, i) for i in range(stride, num_frames - stride)]
 
 
 def write_split_files(
@@ -397,9 +399,9 @@ def write_split_files(
             continue
         train += entries[:len(entries) - n_val - 2 * stride]
         val += entries[len(entries) - n_val:]
-    atomic_write_bytes(out_dir / "train_files.txt", "".join(line + "\n" for line in train).encode())
+    write_split_file(out_dir / "train_files.txt", train)
     if val_fraction > 0:
-        atomic_write_bytes(out_dir / "val_files.txt", "".join(line + "\n" for line in val).encode())
+        write_split_file(out_dir / "val_files.txt", val)
     else:
         (out_dir / "val_files.txt").unlink(missing_ok=True)  # an older run's list would be stale
     return train, val
@@ -665,8 +667,8 @@ def extract_videos(
         out_dir, [(s.folder, s.num_frames) for r in results for s in r.segments],
         stride=opts.stride, val_fraction=opts.val_fraction)
     summary = ExtractionSummary(out_dir=str(out_dir), videos=results, train=train, val=val, skipped=skipped)
-    atomic_write_bytes(out_dir / "extraction_summary.json",
-                       json.dumps({"options": asdict(opts), **asdict(summary)}, indent=1).encode())
+    atomic_write_text(out_dir / "extraction_summary.json",
+                      json.dumps({"options": asdict(opts), **asdict(summary)}, indent=1))
     return summary
 
 

@@ -14,7 +14,7 @@ from monodepth2_geopt.checkpoint import save_weights_folder
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.evaluation import evaluate, post_process_disparity, resize_disparity, scaling_protocol
 from monodepth2_geopt.gt_depth import save_gt_depths
-from monodepth2_geopt.kitti_utils import read_depth_png
+from monodepth2_geopt.kitti_layout import read_depth_png
 from monodepth2_geopt.metrics import STEREO_SCALE_FACTOR
 from monodepth2_geopt.options import MonodepthOptions
 from monodepth2_geopt.splits import sha256_file

@@ -7,7 +7,8 @@ import pytest
 
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.gt_depth import export_gt_depths, load_gt_depths, save_gt_depths
-from monodepth2_geopt.kitti_utils import generate_depth_map, read_depth_png, write_depth_png
+from monodepth2_geopt.kitti_layout import read_depth_png, write_depth_png
+from monodepth2_geopt.kitti_utils import generate_depth_map
 from tests.conftest import SHARED_DATA
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -3,8 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monodepth2_geopt.kitti_utils import (generate_depth_map, load_velodyne_points,
-                                          read_calib_file, read_depth_png, write_depth_png)
+from monodepth2_geopt.kitti_layout import read_depth_png, write_depth_png
+from monodepth2_geopt.kitti_utils import generate_depth_map, load_velodyne_points, read_calib_file
 from tests.conftest import SHARED_DATA
 
 RAW_DATE = SHARED_DATA / "kitti_raw_mini" / "2011_09_26"

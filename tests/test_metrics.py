@@ -202,7 +202,7 @@ def test_real_kitti_depth_gt():
     depth_dir = SHARED_DATA / "kitti_depth_gt" / "depth"
     if not depth_dir.is_dir():
         pytest.skip(f"shared KITTI depth GT not found at {depth_dir}")
-    from monodepth2_geopt.kitti_utils import read_depth_png
+    from monodepth2_geopt.kitti_layout import read_depth_png
 
     per_image = []
     for png in sorted(depth_dir.glob("*.png")):

@@ -7,8 +7,9 @@ from urllib.error import URLError
 import pytest
 
 from monodepth2_geopt import splits
+from monodepth2_geopt.kitti_layout import parse_split_line
 from monodepth2_geopt.splits import (PUBLISHED_SPLITS, SPLIT_SHA256, SplitDownloadError,
-                                     download_splits, make_split, parse_split_line,
+                                     download_splits, make_split,
                                      read_split_file, readlines, resolve_split_dir, verify_splits)
 from tests.conftest import SHARED_DATA
 

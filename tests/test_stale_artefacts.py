@@ -16,13 +16,13 @@ import pytest
 import torch
 from PIL import Image
 
-from monodepth2_geopt import splits, synthetic
+from monodepth2_geopt import fileio, splits, synthetic
 from monodepth2_geopt.datasets import KITTIRAWDataset
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.evaluation import evaluate
 from monodepth2_geopt.gt_depth import export_gt_depths, load_gt_depths, save_gt_depths
 from monodepth2_geopt.image_cache import MANIFEST, build_cache
-from monodepth2_geopt.kitti_utils import write_depth_png
+from monodepth2_geopt.kitti_layout import write_depth_png
 from monodepth2_geopt.options import MonodepthOptions
 from monodepth2_geopt.splits import sha256_file
 from tests.conftest import SHARED_DATA
@@ -256,7 +256,7 @@ def test_kill_between_the_swap_renames_leaves_no_cache_and_the_next_build_recove
             raise KeyboardInterrupt  # the old cache is aside, the new one not yet in place
         return real_replace(src, dst)
 
-    monkeypatch.setattr(splits.os, "replace", replace)
+    monkeypatch.setattr(fileio.os, "replace", replace)
     with pytest.raises(KeyboardInterrupt):
         build_cache(dataset(tmp_path, lines), tmp_path / "cache", progress=False, overwrite=True)
     monkeypatch.undo()

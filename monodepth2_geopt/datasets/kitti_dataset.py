@@ -6,23 +6,26 @@ import os
 import numpy as np
 import skimage.transform
 
-from monodepth2_geopt.datasets.mono_dataset import MonoDataset, parse_split_line
+from monodepth2_geopt.datasets.mono_dataset import MonoDataset
+from monodepth2_geopt.kitti_layout import (CAMERA_OF_SIDE, calib_dir, depth_png_path, frame_path, odom_frame_path,
+                                           parse_split_line, read_depth_png, velodyne_path)
+from monodepth2_geopt.kitti_utils import generate_depth_map
 
 
 class KITTIDataset(MonoDataset):
     """KITTI with Monodepth2's normalised intrinsics (fx=0.58, fy=1.92, centred principal point)."""
 
-    side_map = {"2": 2, "3": 3, "l": 2, "r": 3}
+    side_map = CAMERA_OF_SIDE
 
     def side_index(self, side):
+        """KITTI camera number of a split line's side; a line without side is refused (Monodepth2's KeyError)."""
         if side not in self.side_map:
             raise FileNotFoundError(f"split lines need a camera side (l/r/2/3), got {side!r}")
         return self.side_map[side]
 
     def check_depth(self) -> bool:
         folder, frame_index, _ = parse_split_line(self.filenames[0])
-        velo = os.path.join(self.data_path, folder, "velodyne_points", "data", f"{frame_index:010d}.bin")
-        return os.path.isfile(velo)
+        return os.path.isfile(velodyne_path(self.data_path, folder, frame_index))
 
     def resize_depth(self, depth: np.ndarray) -> np.ndarray:
         w, h = self.full_res_shape
@@ -36,14 +39,13 @@ class KITTIRAWDataset(KITTIDataset):
     """``<data_path>/<date>/<drive>/image_0{2,3}/data/%010d.<ext>``; depth_gt from the velodyne scan."""
 
     def get_image_path(self, folder, frame_index, side):
-        return os.path.join(self.data_path, folder, f"image_0{self.side_index(side)}", "data",
-                            f"{frame_index:010d}{self.img_ext}")
+        self.side_index(side)  # a line without side is refused
+        return frame_path(self.data_path, folder, frame_index, side, self.img_ext)
 
     def get_depth(self, folder, frame_index, side, do_flip):
-        from monodepth2_geopt.kitti_utils import generate_depth_map
-        calib_dir = os.path.join(self.data_path, folder.split("/")[0])
-        velo = os.path.join(self.data_path, folder, "velodyne_points", "data", f"{frame_index:010d}.bin")
-        depth = self.resize_depth(generate_depth_map(calib_dir, velo, self.side_index(side)))
+        depth = self.resize_depth(generate_depth_map(calib_dir(self.data_path, folder),
+                                                     velodyne_path(self.data_path, folder, frame_index),
+                                                     self.side_index(side)))
         return np.fliplr(depth) if do_flip else depth
 
 
@@ -51,20 +53,18 @@ class KITTIOdomDataset(KITTIDataset):
     """``<data_path>/sequences/%02d/image_{2,3}/%06d.<ext>`` (split lines ``9 0 l``)."""
 
     def get_image_path(self, folder, frame_index, side):
-        return os.path.join(self.data_path, "sequences", f"{int(folder):02d}", f"image_{self.side_index(side)}",
-                            f"{frame_index:06d}{self.img_ext}")
+        self.side_index(side)  # a line without side is refused
+        return odom_frame_path(self.data_path, folder, frame_index, side, self.img_ext)
 
 
 class KITTIDepthDataset(KITTIDataset):
     """KITTI raw images with the depth benchmark's annotated ground truth (16-bit PNG / 256)."""
 
-    def get_image_path(self, folder, frame_index, side):
-        return os.path.join(self.data_path, folder, f"image_0{self.side_index(side)}", "data",
-                            f"{frame_index:010d}{self.img_ext}")
+    get_image_path = KITTIRAWDataset.get_image_path
 
     def depth_path(self, folder, frame_index, side):
-        return os.path.join(self.data_path, folder, "proj_depth", "groundtruth",
-                            f"image_0{self.side_index(side)}", f"{frame_index:010d}.png")
+        self.side_index(side)  # a line without side is refused
+        return depth_png_path(self.data_path, folder, frame_index, side)
 
     def check_depth(self) -> bool:
         folder, frame_index, side = parse_split_line(self.filenames[0])
@@ -74,8 +74,5 @@ class KITTIDepthDataset(KITTIDataset):
         path = self.depth_path(folder, frame_index, side)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"ground-truth depth {path} does not exist")
-        from PIL import Image
-        with Image.open(path) as img:
-            depth = np.asarray(img, dtype=np.float32) / 256.0
-        depth = self.resize_depth(depth)
+        depth = self.resize_depth(read_depth_png(path))
         return np.fliplr(depth) if do_flip else depth

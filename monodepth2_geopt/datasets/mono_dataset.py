@@ -24,25 +24,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from monodepth2_geopt.errors import InputError
-from monodepth2_geopt.splits import parse_split_line
+from monodepth2_geopt.kitti_layout import other_side, parse_split_line, pil_loader, resize_image, to_uint8_tensor
 
 KITTI_NORMALISED_K = (0.58, 1.92, 0.5, 0.5)
-
-
-def pil_loader(path: str) -> Image.Image:
-    """Open an image as RGB; missing and unreadable files raise errors that name the file."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"image {path} does not exist (check --data_path, the split file and --png)")
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except Exception as err:
-        raise InputError(f"image {path} is corrupt or not an image ({type(err).__name__}: {err}); "
-                         "re-extract it or remove its line from the split file") from None
-
-
-def to_uint8_tensor(img: Image.Image) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
 
 
 class MonoDataset(Dataset):
@@ -94,7 +78,7 @@ class MonoDataset(Dataset):
         return False
 
     def other_side(self, side):
-        return {"r": "l", "l": "r", "2": "3", "3": "2"}[side]
+        return other_side(side)
 
     # ------------------------------------------------------------------------------------------------
     def load_color(self, folder, frame_index, side, do_flip) -> torch.Tensor:
@@ -103,9 +87,8 @@ class MonoDataset(Dataset):
             if cached is not None:
                 cached = cached[:, ::-1] if do_flip else cached
                 return torch.from_numpy(np.array(cached)).permute(2, 0, 1).contiguous()  # copy: memmap is read-only
-        img = self.loader(self.get_image_path(folder, frame_index, side))
-        if img.size != (self.width, self.height):
-            img = img.resize((self.width, self.height), self.resample)
+        img = resize_image(self.loader(self.get_image_path(folder, frame_index, side)), self.width, self.height,
+                           self.resample)
         if do_flip:
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return to_uint8_tensor(img)

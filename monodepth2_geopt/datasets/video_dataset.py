@@ -39,17 +39,17 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import ConcatDataset, Dataset, WeightedRandomSampler
 from monodepth2_geopt.errors import InputError
+from monodepth2_geopt.kitti_layout import (CAMERA_FOLDERS, IMAGE_DATA, camera_folder, side_of_camera_folder,
+                                           to_uint8_tensor)
 
 __all__ = ["UncalibratedVideoDataset", "VideoDatasetError", "make_mixed_dataset", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 _CITYSCAPES_RE = re.compile(r"^(?P<prefix>.+)_(?P<frame>\d+)_(?P<cam>left|right)Img8bit$")
-_KITTI_CAMERAS = {"l": "image_02", "2": "image_02", "r": "image_03", "3": "image_03"}
 _EXPECTED_LAYOUT = (
     "expected folders of frames (*.jpg, *.jpeg, *.png) such as <video>/000000.jpg, KITTI raw "
     "<drive>/image_02/data/0000000000.png or Cityscapes <city>/<city>_<seq>_<frame>_leftImg8bit.png"
@@ -145,13 +145,13 @@ def _sequences_in_dir(directory: Path, root: Path, img_ext: str | None) -> list[
         frames = {int(f.stem): f for f in files}
         digits = len(min(stems, key=len))
         cam_dir = directory.parent
-        if directory.name == "data" and cam_dir.name in ("image_02", "image_03"):
+        if directory.name == IMAGE_DATA and cam_dir.name in CAMERA_FOLDERS:
             drive = cam_dir.parent
             try:
                 folder = _rel(drive, root)
             except ValueError:
                 folder = str(drive)
-            side = "l" if cam_dir.name == "image_02" else "r"
+            side = side_of_camera_folder(cam_dir.name)
             return [_Sequence("kitti", directory, frames, folder, side=side, ext=ext, digits=digits)]
         return [_Sequence("numeric", directory, frames, rel, ext=ext, digits=digits)]
     ordered = sorted(files, key=lambda f: _natural_key(f.name))
@@ -271,10 +271,10 @@ class UncalibratedVideoDataset(Dataset):
         cam_side = "r" if side in ("r", "3") else "l"
         ext = f" with extension {self.img_ext}" if self.img_ext else ""
         if p.is_dir():
-            kitti_cams = [p / c / "data" for c in ("image_02", "image_03")]
+            kitti_cams = [p / c / IMAGE_DATA for c in CAMERA_FOLDERS]
             if any(c.is_dir() for c in kitti_cams):
-                cam = _KITTI_CAMERAS.get(side or "l", "image_02")
-                d = p / cam / "data"
+                cam = camera_folder(cam_side)  # an unknown side reads the left camera
+                d = p / cam / IMAGE_DATA
                 if not d.is_dir():
                     raise VideoDatasetError(f"KITTI raw folder '{p}' has no {cam}/data (side '{side}')")
                 seqs = _sequences_in_dir(d, self.data_path, self.img_ext)
@@ -426,7 +426,7 @@ class UncalibratedVideoDataset(Dataset):
             raise VideoDatasetError(f"cannot read image '{path}': {exc}") from None
         if flip:
             out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        return torch.from_numpy(np.array(out, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+        return to_uint8_tensor(out)
 
 
 def make_mixed_dataset(
