@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from monodepth2_geopt.metrics import flow_direction_cosine, relative_flow_change
+from monodepth2_geopt.metrics import end_point_error, fl_all, flow_direction_cosine, relative_flow_change
 
 DIAGNOSTIC_KEYS = ("epe", "epe_zero_flow", "fl_all", "latent_sensitivity", "direction_cosine", "structure_usage")
 
@@ -98,7 +98,7 @@ def _decode(decoder: nn.Module, features, latent: torch.Tensor) -> torch.Tensor:
 
 def _error_terms(flow: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> tuple[float, float, float, int]:
     """(mean EPE, mean zero-flow EPE, outlier count, valid count) of one sample at the GT's resolution."""
-    from monodepth2_geopt.flow import end_point_error, fl_all, resize_flow
+    from monodepth2_geopt.flow import resize_flow
     flow = resize_flow(flow[None].float(), *gt.shape[-2:])[0]
     n = int(valid.sum())
     return (float(end_point_error(flow, gt, valid)), float(end_point_error(torch.zeros_like(gt), gt, valid)),

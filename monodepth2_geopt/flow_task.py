@@ -22,7 +22,8 @@ from monodepth2_geopt.datasets.video_dataset import UncalibratedVideoDataset, Vi
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.flow_diagnostics import (DIAGNOSTIC_KEYS, diagnose_samples, format_line, ground_truth_for,
                                                ground_truth_path, reference_flow)
-from monodepth2_geopt.flow import evaluate_flow, find_flow_pairs, flow_photometric_loss, flow_to_color, predict_flows
+from monodepth2_geopt.flow import evaluate_flow, find_flow_pairs, flow_photometric_loss, predict_flows
+from monodepth2_geopt.visualize import flow_to_color
 from monodepth2_geopt.losses import MinReprojectionConfig
 from monodepth2_geopt.splits import EIGEN_TEST_DRIVES
 from monodepth2_geopt.depth_task import load_networks
