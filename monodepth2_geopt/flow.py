@@ -1,7 +1,7 @@
-"""Geometric Pretraining flow task: prediction, self-supervised flow loss, evaluation.
+"""Geometric Pretraining flow task: prediction, self-supervised flow loss, evaluation data.
 
 Elsewhere: EPE / Fl-all in ``metrics``, ``flow_to_color`` in ``visualize``, ``load_flow_model`` in
-``model_loading``.
+``model_loading``, the evaluators (``evaluate_flow``, ``diagnose``) in ``flow_diagnostics``.
 
 Convention: flow is in pixels of the full input resolution, (u, v) = (right, down), from the *target* frame
 to a *source* frame, so ``flow_warp(source, flow)`` reconstructs the target (``target(p) ~ source(p + flow(p))``).
@@ -22,9 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from monodepth2_geopt.errors import InputError
-from monodepth2_geopt.flow_io import read_flow_png
 from monodepth2_geopt.geometry import flow_warp
-from monodepth2_geopt.metrics import end_point_error, fl_all
 from monodepth2_geopt.losses import MinReprojectionConfig, min_reprojection_loss, smooth_loss
 from monodepth2_geopt.splits import parse_split_line, readlines
 
@@ -179,59 +177,3 @@ def load_image(path: str | os.PathLike, height: int, width: int) -> torch.Tensor
     with Image.open(path) as img:
         img = img.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
     return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)[None].contiguous()
-
-
-# ------------------------------------------------------------------------------------------ evaluation
-@torch.no_grad()
-def predict_flow(encoder: nn.Module, motion_encoder: nn.Module, flow_decoder: nn.Module, target: torch.Tensor,
-                 source: torch.Tensor) -> torch.Tensor:
-    """Finest-scale flow target -> source [B, 2, H, W] at the input resolution, in pixels."""
-    flows = predict_flows(encoder, motion_encoder, flow_decoder, target, {1: source})
-    finest = min(s for (_, _, s) in flows)
-    return upsample_flow(flows[("flow", 1, finest)].float(), *target.shape[-2:])
-
-
-@torch.no_grad()
-def evaluate_flow(encoder: nn.Module, motion_encoder: nn.Module, flow_decoder: nn.Module,
-                  pairs: Sequence[tuple], height: int, width: int,
-                  device: torch.device | str = "cpu") -> dict:
-    """EPE and Fl-all against ground truth, predictions resized to the GT resolution (vectors rescaled).
-
-    Returns {"epe": mean over pairs of the per-image mean EPE (px), "fl_all": outliers over all valid
-    pixels in PERCENT (as KITTI reports it), "zero_epe": EPE of zero flow (a baseline), "num_pairs"}.
-    Follows RAFT's validate_kitti. The models' train/eval mode is left to the caller.
-    """
-    epes, zero_epes, outliers, valid_px = [], [], 0.0, 0
-    for target_path, source_path, gt_path in pairs:
-        gt_np, valid_np = read_flow_png(gt_path)
-        gt = torch.from_numpy(gt_np).permute(2, 0, 1)[None].to(device)  # [1, 2, H, W]
-        valid = torch.from_numpy(valid_np)[None].to(device)
-        if not valid.any():
-            continue
-        target = load_image(target_path, height, width).to(device)
-        source = load_image(source_path, height, width).to(device)
-        flow = resize_flow(predict_flow(encoder, motion_encoder, flow_decoder, target, source), *gt.shape[-2:])
-        epes.append(float(end_point_error(flow, gt, valid)))
-        zero_epes.append(float(end_point_error(torch.zeros_like(gt), gt, valid)))
-        n = int(valid.sum())
-        outliers += float(fl_all(flow, gt, valid)) * n
-        valid_px += n
-    if not epes:
-        raise InputError("flow evaluation found no valid ground-truth pixels")
-    return {"epe": float(np.mean(epes)), "fl_all": 100.0 * outliers / valid_px,
-            "zero_epe": float(np.mean(zero_epes)), "num_pairs": len(epes)}
-
-
-def evaluate_flow_model(weights_folder: str | os.PathLike, data_path: str | os.PathLike, split_or_list=None,
-                        device: torch.device | str = "cpu", height: int | None = None, width: int | None = None,
-                        max_pairs: int | None = None) -> dict:
-    """Evaluate a pretrain_flow.py weights folder on KITTI-format flow ground truth (see find_flow_pairs).
-
-    The input size defaults to the one the model was trained at (encoder.pth metadata).
-    """
-    from monodepth2_geopt.model_loading import load_flow_model
-    encoder, motion, decoder, meta = load_flow_model(weights_folder, device)
-    height = height or int(meta.get("height", 192))
-    width = width or int(meta.get("width", 640))
-    pairs = find_flow_pairs(data_path, split_or_list)[:max_pairs]
-    return evaluate_flow(encoder, motion, decoder, pairs, height, width, device)

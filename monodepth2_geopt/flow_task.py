@@ -20,9 +20,9 @@ from monodepth2_geopt import checkpoint, networks
 from monodepth2_geopt.batch import prepare_batch
 from monodepth2_geopt.datasets.video_dataset import UncalibratedVideoDataset, VideoDatasetError, make_mixed_dataset
 from monodepth2_geopt.errors import InputError
-from monodepth2_geopt.flow_diagnostics import (DIAGNOSTIC_KEYS, diagnose_samples, format_line, ground_truth_for,
-                                               ground_truth_path, reference_flow)
-from monodepth2_geopt.flow import evaluate_flow, find_flow_pairs, flow_photometric_loss, predict_flows
+from monodepth2_geopt.flow_diagnostics import (DIAGNOSTIC_KEYS, diagnose_samples, evaluate_flow, format_line,
+                                               ground_truth_for, ground_truth_path, reference_flow)
+from monodepth2_geopt.flow import find_flow_pairs, flow_photometric_loss, predict_flows
 from monodepth2_geopt.visualize import flow_to_color
 from monodepth2_geopt.losses import MinReprojectionConfig
 from monodepth2_geopt.splits import EIGEN_TEST_DRIVES
