@@ -21,7 +21,7 @@ from monodepth2_geopt.splits import refuse_existing
 
 def main():
     from monodepth2_geopt import flow_diagnostics as fd
-    from monodepth2_geopt.flow import load_flow_model
+    from monodepth2_geopt.model_loading import load_flow_model
     from monodepth2_geopt.utils import pick_device
 
     opt = MonodepthOptions(task="flow").parse()

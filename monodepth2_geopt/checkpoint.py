@@ -255,31 +255,6 @@ def require_weight_files(weights_folder: str | os.PathLike, names, why: str) -> 
     return folder
 
 
-def load_depth_model(weights_folder: str | os.PathLike, device: torch.device | str = "cpu",
-                     scales=range(4)) -> tuple[nn.Module, nn.Module, dict]:
-    """Build encoder + depth decoder from a weights folder; the ResNet depth and input size come from the file.
-
-    Returns (encoder, depth_decoder, meta) with meta holding height, width, use_stereo and num_layers.
-    """
-    from monodepth2_geopt.networks import DepthDecoder, ResnetEncoder
-
-    folder = require_weight_files(weights_folder, ("encoder.pth", "depth.pth"),
-                                  "is it a depth weights folder (models/weights_<epoch> written by train.py)?")
-    state, meta = load_state_file(folder / "encoder.pth")
-    num_layers = infer_resnet_layers(state)
-    if num_layers is None:
-        raise InputError(f"{folder / 'encoder.pth'} is not a ResNet depth encoder ({describe_encoder(state)})")
-    encoder = ResnetEncoder(num_layers, False)
-    load_into(encoder, folder / "encoder.pth", "depth encoder")
-    decoder = DepthDecoder(encoder.num_ch_enc, scales)
-    load_into(decoder, folder / "depth.pth", "depth decoder")
-    meta = dict(meta, num_layers=num_layers)
-    for key in ("height", "width"):
-        if key in meta:
-            meta[key] = int(meta[key])
-    return encoder.to(device).eval(), decoder.to(device).eval(), meta
-
-
 # ---------------------------------------------------------------------------------------------------- run folders
 TRAINER_STATE = "trainer_state.pth"
 

@@ -24,7 +24,7 @@ from monodepth2_geopt.losses import MinReprojectionConfig, depth_objective
 from monodepth2_geopt.metrics import training_depth_errors
 from monodepth2_geopt.splits import readlines, resolve_split_dir
 from monodepth2_geopt.trainer import Runtime, TaskData, Trainer
-from monodepth2_geopt.utils import normalize_image
+from monodepth2_geopt.visualize import normalize_image
 
 # TensorBoard names of the training-time depth metrics (Monodepth2's).
 DEPTH_METRIC_NAMES = {"abs_rel": "de/abs_rel", "sq_rel": "de/sq_rel", "rmse": "de/rms", "rmse_log": "de/log_rms",

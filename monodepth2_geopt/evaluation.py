@@ -184,7 +184,7 @@ def _eval_dataset(split: EvalSplit, opt, filenames: list[str], height: int, widt
 
 def predict_split(opt, split: EvalSplit, log: Log = print) -> tuple[np.ndarray, dict]:
     """Load the weights folder's depth model and predict every line of the split's test file."""
-    from monodepth2_geopt.checkpoint import load_depth_model
+    from monodepth2_geopt.model_loading import load_depth_model
     from monodepth2_geopt.utils import pick_device
 
     if not opt.load_weights_folder:
@@ -246,7 +246,7 @@ def output_dir(opt) -> Path | None:
 
 def write_disparity_images(disps, folder: Path) -> None:
     """Magma colour maps of each prediction as ``<folder>/%06d.jpeg``."""
-    from monodepth2_geopt.inference import colormap_disparity
+    from monodepth2_geopt.visualize import colormap_disparity
 
     folder.mkdir(parents=True, exist_ok=True)
     for i, disp in enumerate(disps):

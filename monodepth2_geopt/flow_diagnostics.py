@@ -17,17 +17,26 @@ computed on a batch of triplets (target t, sources t-1 and t+1), in one forward 
   deepest) are zeroed: how much of the flow depends on the target's structure beyond the bottleneck.
 
 Flows are in pixels of the model's input resolution, (u, v) = (right, down), target -> source.
+
+One evaluator: ``diagnose`` is where a flow is scored against ground truth (``_error_terms``: prediction resized
+to the ground truth's resolution with its vectors rescaled, then ``metrics.end_point_error`` / ``metrics.fl_all``).
+``evaluate_flow`` (KITTI-style EPE / Fl-all in percent over ground-truth files, run at every training log step
+with ``--flow_eval_path``) streams pairs from disk and calls ``diagnose`` on each one without the probes.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from monodepth2_geopt.metrics import flow_direction_cosine, relative_flow_change
+from monodepth2_geopt.errors import InputError
+from monodepth2_geopt.flow import find_flow_pairs, load_image, resize_flow, upsample_flow
+from monodepth2_geopt.flow_io import read_flow_png
+from monodepth2_geopt.metrics import end_point_error, fl_all, flow_direction_cosine, relative_flow_change
 
 DIAGNOSTIC_KEYS = ("epe", "epe_zero_flow", "fl_all", "latent_sensitivity", "direction_cosine", "structure_usage")
 
@@ -89,7 +98,6 @@ def reference_flow(target: torch.Tensor, source: torch.Tensor) -> tuple[torch.Te
 # ------------------------------------------------------------------------------------------ diagnostics
 def _decode(decoder: nn.Module, features, latent: torch.Tensor) -> torch.Tensor:
     """Finest-scale flow at the input resolution [N, 2, H, W] (full-resolution pixels)."""
-    from monodepth2_geopt.flow import upsample_flow
     out = decoder(features, latent)  # latent: n latents per target, source-major
     finest = min(s for (_, s) in out)
     h, w = features[0].shape[-2] * 2, features[0].shape[-1] * 2
@@ -98,7 +106,6 @@ def _decode(decoder: nn.Module, features, latent: torch.Tensor) -> torch.Tensor:
 
 def _error_terms(flow: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> tuple[float, float, float, int]:
     """(mean EPE, mean zero-flow EPE, outlier count, valid count) of one sample at the GT's resolution."""
-    from monodepth2_geopt.flow import end_point_error, fl_all, resize_flow
     flow = resize_flow(flow[None].float(), *gt.shape[-2:])[0]
     n = int(valid.sum())
     return (float(end_point_error(flow, gt, valid)), float(end_point_error(torch.zeros_like(gt), gt, valid)),
@@ -108,7 +115,7 @@ def _error_terms(flow: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> t
 @torch.no_grad()
 def diagnose(encoder: nn.Module, motion_encoder: nn.Module, flow_decoder: nn.Module, target: torch.Tensor,
              sources: Mapping[int, torch.Tensor], truth: list | None = None, truth_kind: str = "ground_truth",
-             seed: int = 0) -> dict:
+             seed: int = 0, probes: bool = True) -> dict:
     """The GeoPt diagnostics (module docstring) on one batch. Models are used as they are (set eval mode first).
 
     Args:
@@ -116,6 +123,8 @@ def diagnose(encoder: nn.Module, motion_encoder: nn.Module, flow_decoder: nn.Mod
         truth: per sample, None or (flow [2, h, w], valid [h, w] bool) for target -> source +1 at any
             resolution (the prediction is resized to it and its vectors rescaled), or None for no EPE.
         truth_kind: "ground_truth" or "reference" (then ``fl_all`` is not reported).
+        probes: False skips the two extra decoder passes (``latent_sensitivity`` and ``structure_usage`` stay
+            None); the errors against ``truth`` do not depend on it.
     Returns:
         {key: float or None for key in DIAGNOSTIC_KEYS} plus "epe_kind", "num_images" (images with a valid
         truth), "valid_pixels" and "outliers" (for pixel-weighted aggregation over batches).
@@ -129,11 +138,12 @@ def diagnose(encoder: nn.Module, motion_encoder: nn.Module, flow_decoder: nn.Mod
     per_source = {f: flow[i * b:(i + 1) * b] for i, f in enumerate(ids)}
     out = {k: None for k in DIAGNOSTIC_KEYS}
     out.update(epe_kind=None, num_images=0, valid_pixels=0, outliers=0.0)
-    if flow.shape[0] >= 2:
+    if probes and flow.shape[0] >= 2:
         perm = derangement(flow.shape[0], seed).to(latent.device)
         out["latent_sensitivity"] = float(relative_flow_change(_decode(flow_decoder, features, latent[perm]), flow))
-    no_skips = [torch.zeros_like(f) for f in features[:-1]] + [features[-1]]
-    out["structure_usage"] = float(relative_flow_change(_decode(flow_decoder, no_skips, latent), flow))
+    if probes:
+        no_skips = [torch.zeros_like(f) for f in features[:-1]] + [features[-1]]
+        out["structure_usage"] = float(relative_flow_change(_decode(flow_decoder, no_skips, latent), flow))
     if -1 in per_source and 1 in per_source:
         out["direction_cosine"] = float(flow_direction_cosine(per_source[-1], per_source[1]))
     if truth is not None and 1 in per_source:
@@ -212,6 +222,12 @@ def _neighbour(path, offset: int):
     return None
 
 
+def read_ground_truth(gt_path) -> tuple[torch.Tensor, torch.Tensor]:
+    """A KITTI flow PNG as (flow [2, h, w] float32 px, valid [h, w] bool) on the CPU, at its own resolution."""
+    flow, valid = read_flow_png(gt_path)
+    return torch.from_numpy(flow).permute(2, 0, 1), torch.from_numpy(valid)
+
+
 def ground_truth_samples(data_path, split=None, height: int = 192, width: int = 640,
                          max_samples: int | None = None) -> list[tuple]:
     """(target, {-1: prev, 1: next} or {1: next}, (gt flow, valid)) from KITTI-format flow ground truth.
@@ -219,32 +235,38 @@ def ground_truth_samples(data_path, split=None, height: int = 192, width: int = 
     Images at (height, width) in [0, 1]; the ground truth at its own resolution (see ``flow.find_flow_pairs``).
     The previous frame is read when it exists next to the target (KITTI raw layout), for the direction cosine.
     """
-    from monodepth2_geopt.flow import find_flow_pairs, load_image
-    from monodepth2_geopt.flow_io import read_flow_png
     samples = []
     for target_path, source_path, gt_path in find_flow_pairs(data_path, split)[:max_samples]:
-        gt, valid = read_flow_png(gt_path)
+        truth = read_ground_truth(gt_path)
         sources = {1: load_image(source_path, height, width)[0]}
         prev = _neighbour(target_path, -1)
         if prev is not None:
             sources = {-1: load_image(prev, height, width)[0], **sources}
-        samples.append((load_image(target_path, height, width)[0], sources,
-                        (torch.from_numpy(gt).permute(2, 0, 1), torch.from_numpy(valid))))
+        samples.append((load_image(target_path, height, width)[0], sources, truth))
     return samples
+
+
+def triplet_frames(item: Mapping) -> dict[int, torch.Tensor]:
+    """{0, -1, 1: [3, H, W] float in [0, 1]} from a video dataset item (uint8 ``("color", f)`` at scale 0)."""
+    return {f: item[("color", f)].float() / 255 for f in (0, -1, 1)}
+
+
+def triplet_sample(frames: Mapping[int, torch.Tensor], truth) -> tuple:
+    """A ``diagnose_samples`` sample (target, {-1: prev, 1: next}, truth) from ``triplet_frames``; ``truth`` is
+    None, ground truth or ``reference_flow(frames[0], frames[1])``."""
+    return frames[0], {-1: frames[-1], 1: frames[1]}, truth
 
 
 def video_samples(dataset, max_samples: int | None = None, reference: bool = True,
                   progress: bool = False) -> list[tuple]:
-    """(target, {-1: prev, 1: next}, TV-L1 reference for t -> t+1 or None) from an UncalibratedVideoDataset
+    """``triplet_sample``s with the TV-L1 reference for t -> t+1 (or None) from an UncalibratedVideoDataset
     built with ``frame_idxs=(0, -1, 1)`` and ``is_train=False``; ``max_samples`` evenly spaced items."""
     n = len(dataset)
     idx = range(n) if max_samples is None or max_samples >= n else np.linspace(0, n - 1, max_samples).round()
     samples = []
     for i in (int(j) for j in idx):
-        item = dataset[i]
-        frames = {f: item[("color", f)].float() / 255 for f in (0, -1, 1)}
-        ref = reference_flow(frames[0], frames[1]) if reference else None
-        samples.append((frames[0], {-1: frames[-1], 1: frames[1]}, ref))
+        frames = triplet_frames(dataset[i])
+        samples.append(triplet_sample(frames, reference_flow(frames[0], frames[1]) if reference else None))
         if progress:
             print(f"\r  reference flow {len(samples)}/{len(idx)}", end="", flush=True)
     if progress:
@@ -270,6 +292,52 @@ def diagnose_samples(encoder: nn.Module, motion_encoder: nn.Module, flow_decoder
     return aggregate(results)
 
 
+# ------------------------------------------------------------------------------------------ ground-truth evaluation
+def evaluate_flow(encoder: nn.Module, motion_encoder: nn.Module, flow_decoder: nn.Module,
+                  pairs: Sequence[tuple], height: int, width: int,
+                  device: torch.device | str = "cpu") -> dict:
+    """EPE and Fl-all of t -> t+1 against ground-truth files, one ``diagnose`` (no probes) per pair.
+
+    ``pairs``: (target image, source image, ground-truth PNG) as ``flow.find_flow_pairs`` gives them; images are
+    read at (height, width), the prediction is resized to the ground truth's resolution (vectors rescaled);
+    pairs without a valid pixel are skipped. Returns {"epe": mean over pairs of the per-image mean EPE (px),
+    "fl_all": outliers over all valid pixels in PERCENT (as KITTI reports it; ``diagnose`` gives a fraction),
+    "zero_epe": EPE of zero flow (a baseline), "num_pairs"}. Follows RAFT's validate_kitti. Why not
+    ``diagnose_samples``: it holds every sample in memory and batches them, and runs the probes; this streams
+    from disk one pair at a time (a rotating few at every training log step). The models' mode is the caller's.
+    """
+    epes, zero_epes, outliers, valid_px = [], [], 0.0, 0
+    for target_path, source_path, gt_path in pairs:
+        gt, valid = read_ground_truth(gt_path)
+        if not valid.any():
+            continue
+        target = load_image(target_path, height, width).to(device)
+        source = load_image(source_path, height, width).to(device)
+        d = diagnose(encoder, motion_encoder, flow_decoder, target, {1: source}, [(gt, valid)], probes=False)
+        epes.append(d["epe"])
+        zero_epes.append(d["epe_zero_flow"])
+        outliers += d["outliers"]
+        valid_px += d["valid_pixels"]
+    if not epes:
+        raise InputError("flow evaluation found no valid ground-truth pixels")
+    return {"epe": float(np.mean(epes)), "fl_all": 100.0 * outliers / valid_px,
+            "zero_epe": float(np.mean(zero_epes)), "num_pairs": len(epes)}
+
+
+def evaluate_flow_model(weights_folder: str | os.PathLike, data_path: str | os.PathLike, split_or_list=None,
+                        device: torch.device | str = "cpu", height: int | None = None, width: int | None = None,
+                        max_pairs: int | None = None) -> dict:
+    """``evaluate_flow`` of a pretrain_flow.py weights folder on KITTI-format flow ground truth (see
+    ``flow.find_flow_pairs``). The input size defaults to the one the model was trained at (encoder.pth metadata).
+    """
+    from monodepth2_geopt.model_loading import load_flow_model
+    encoder, motion, decoder, meta = load_flow_model(weights_folder, device)
+    height = height or int(meta.get("height", 192))
+    width = width or int(meta.get("width", 640))
+    pairs = find_flow_pairs(data_path, split_or_list)[:max_pairs]
+    return evaluate_flow(encoder, motion, decoder, pairs, height, width, device)
+
+
 def has_flow_ground_truth(folder) -> bool:
     """Whether ``folder`` holds KITTI-format flow ground truth (see ``flow.find_flow_pairs``)."""
     from pathlib import Path
@@ -285,7 +353,6 @@ def frames_dataset(folder, split=None, height: int = 192, width: int = 640, stri
     from pathlib import Path
 
     from monodepth2_geopt.datasets.video_dataset import UncalibratedVideoDataset, VideoDatasetError
-    from monodepth2_geopt.errors import InputError
     if split is None and (Path(folder) / "val_files.txt").is_file():
         split = Path(folder) / "val_files.txt"
     try:
@@ -313,13 +380,9 @@ def ground_truth_path(target_path, height: int, width: int):
 
 
 def ground_truth_for(target_path, height: int, width: int):
-    """``ground_truth_path``'s flow as (flow [2, h, w], valid [h, w] bool), or None."""
-    from monodepth2_geopt.flow_io import read_flow_png
+    """``ground_truth_path``'s flow as ``read_ground_truth`` gives it, or None."""
     gt = ground_truth_path(target_path, height, width)
-    if gt is None:
-        return None
-    flow, valid = read_flow_png(gt)
-    return torch.from_numpy(flow).permute(2, 0, 1), torch.from_numpy(valid)
+    return None if gt is None else read_ground_truth(gt)
 
 
 def format_line(diag: Mapping) -> str:

@@ -20,9 +20,11 @@ from monodepth2_geopt import checkpoint, networks
 from monodepth2_geopt.batch import prepare_batch
 from monodepth2_geopt.datasets.video_dataset import UncalibratedVideoDataset, VideoDatasetError, make_mixed_dataset
 from monodepth2_geopt.errors import InputError
-from monodepth2_geopt.flow_diagnostics import (DIAGNOSTIC_KEYS, diagnose_samples, format_line, ground_truth_for,
-                                               ground_truth_path, reference_flow)
-from monodepth2_geopt.flow import evaluate_flow, find_flow_pairs, flow_photometric_loss, flow_to_color, predict_flows
+from monodepth2_geopt.flow_diagnostics import (DIAGNOSTIC_KEYS, diagnose_samples, evaluate_flow, format_line,
+                                               ground_truth_for, ground_truth_path, reference_flow, triplet_frames,
+                                               triplet_sample)
+from monodepth2_geopt.flow import find_flow_pairs, flow_photometric_loss, predict_flows
+from monodepth2_geopt.visualize import flow_to_color
 from monodepth2_geopt.losses import MinReprojectionConfig
 from monodepth2_geopt.splits import EIGEN_TEST_DRIVES
 from monodepth2_geopt.depth_task import load_networks
@@ -203,7 +205,7 @@ class FlowTask:
         truth = [ground_truth_for(ds.get_paths(i)[0], opt.height, opt.width) for i in chosen]
         self.val_kind = "ground_truth" if all(t is not None for t in truth) else "reference"
         self.val_truth = truth  # the TV-L1 references are computed at the first validation (a few seconds)
-        self.val_frames = [{f: it[("color", f)].float() / 255 for f in (0, -1, 1)} for it in items]
+        self.val_frames = [triplet_frames(it) for it in items]
         self.notes.append(f"validation: {n} held-out triplets of {split}, diagnostics against "
                           + ("ground-truth flow" if self.val_kind == "ground_truth" else "TV-L1 reference flow"))
 
@@ -266,8 +268,7 @@ class FlowTask:
                 trainer.log_tb("val", inputs, outputs, losses)
                 if not self.val_samples:
                     self.val_samples = [
-                        (fr[0], {-1: fr[-1], 1: fr[1]},
-                         gt if self.val_kind == "ground_truth" else reference_flow(fr[0], fr[1]))
+                        triplet_sample(fr, gt if self.val_kind == "ground_truth" else reference_flow(fr[0], fr[1]))
                         for fr, gt in zip(self.val_frames, self.val_truth)]
                 diag = diagnose_samples(models["encoder"], models["motion_encoder"], models["flow"],
                                         self.val_samples, self.val_kind, device)

@@ -26,7 +26,6 @@ from urllib.request import urlopen
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from monodepth2_geopt.errors import InputError
@@ -35,6 +34,7 @@ from monodepth2_geopt.metrics import STEREO_SCALE_FACTOR
 from monodepth2_geopt.fileio import atomic_path
 from monodepth2_geopt.kitti_layout import resize_image, to_uint8_tensor
 from monodepth2_geopt.splits import refuse_existing
+from monodepth2_geopt.visualize import colorize_disparity
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODELS_DIR = REPO_ROOT / "models"
@@ -58,7 +58,6 @@ RELEASED_MODELS: dict[str, str | None] = {
 }
 # Monodepth2's training defaults (--min_depth/--max_depth), used when the weights have no opt.json.
 DEFAULT_MIN_DEPTH, DEFAULT_MAX_DEPTH = 0.1, 100.0
-VMAX_PERCENTILE = 95
 OUTPUT_MARKERS = ("_disp", "_depth")  # stems of files this module writes end with one of these
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm")
 
@@ -129,16 +128,6 @@ def released_model_folder(name: str, models_dir: str | Path = DEFAULT_MODELS_DIR
 # Prediction
 
 
-def colormap_disparity(disp: np.ndarray, percentile: float = VMAX_PERCENTILE) -> np.ndarray:
-    """uint8 [H, W, 3] magma colour map of a disparity map, scaled from its min to its 95th percentile."""
-    from matplotlib import colormaps
-
-    disp = np.asarray(disp, dtype=np.float64)
-    vmin, vmax = float(disp.min()), float(np.percentile(disp, percentile))
-    norm = np.clip((disp - vmin) / (vmax - vmin if vmax > vmin else 1.0), 0.0, 1.0)
-    return (colormaps["magma"](norm)[..., :3] * 255).astype(np.uint8)
-
-
 def _depth_range(weights_folder: Path) -> tuple[float, float]:
     # train.py writes models/opt.json next to the weights_<epoch> folders.
     opt_json = weights_folder.parent / "opt.json"
@@ -153,7 +142,7 @@ class DepthPredictor:
     """A depth model from a weights folder; ``predict`` turns a PIL image into a scaled disparity map."""
 
     def __init__(self, weights_folder: str | Path, device: torch.device | str = "cpu"):
-        from monodepth2_geopt.checkpoint import load_depth_model
+        from monodepth2_geopt.model_loading import load_depth_model
 
         self.weights_folder = Path(weights_folder)
         self.device = torch.device(device)
@@ -180,13 +169,6 @@ class DepthPredictor:
     def metric_depth(self, scaled_disp: np.ndarray) -> np.ndarray:
         """5.4 / scaled disparity: metric depth for stereo-trained models."""
         return STEREO_SCALE_FACTOR / scaled_disp
-
-    @staticmethod
-    def colorize(scaled_disp: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        """Colour map of a [1, 1, h, w] disparity resized (bilinear) to ``size`` = (width, height)."""
-        t = torch.from_numpy(scaled_disp)
-        resized = F.interpolate(t, size=(size[1], size[0]), mode="bilinear", align_corners=False)
-        return colormap_disparity(resized[0, 0].numpy())
 
 
 def is_own_output(path: str | Path) -> bool:
@@ -231,7 +213,7 @@ def process_image(predictor: DepthPredictor, path: Path, out_dir: Path, pred_met
     with atomic_path(npy) as tmp:
         np.save(tmp, predictor.metric_depth(disp) if pred_metric_depth else disp)
     with atomic_path(jpeg) as tmp:
-        Image.fromarray(predictor.colorize(disp, image.size)).save(tmp, format="JPEG", quality=95)
+        Image.fromarray(colorize_disparity(disp, image.size)).save(tmp, format="JPEG", quality=95)
     return [jpeg, npy]
 
 
@@ -267,7 +249,7 @@ def process_video(predictor: DepthPredictor, path: Path, out_dir: Path, log: Log
                     image = frame.to_image()
                     w, h = image.size[0] // 2 * 2, image.size[1] // 2 * 2  # yuv420p needs even sizes
                     image = image.crop((0, 0, w, h))
-                    panel = np.concatenate([np.asarray(image), predictor.colorize(predictor.predict(image), (w, h))], 1)
+                    panel = np.concatenate([np.asarray(image), colorize_disparity(predictor.predict(image), (w, h))], 1)
                     if stream_out is None:
                         stream_out = dst.add_stream(codec, rate=Fraction(rate).limit_denominator(100000))
                         stream_out.width, stream_out.height, stream_out.pix_fmt = 2 * w, h, "yuv420p"
@@ -329,5 +311,5 @@ def run_inference(image_path: str | Path, load_weights_folder: str | Path | None
 
 
 __all__ = ["RELEASED_MODELS", "MODEL_URL", "DEFAULT_MODELS_DIR", "download_released_model",
-           "released_model_folder", "colormap_disparity", "DepthPredictor", "is_own_output", "list_inputs",
+           "released_model_folder", "DepthPredictor", "is_own_output", "list_inputs",
            "process_image", "process_video", "output_paths", "run_inference"]

@@ -1,7 +1,9 @@
-"""Depth metrics, masks and scale alignment shared by training-time monitoring and evaluation.
+"""Every metric of the project: depth errors, masks and scale alignment; flow end-point error and KITTI Fl;
+flow diagnostics' change measures; pose trajectory error (ATE). Training-time monitoring and evaluation share them.
 
-Every function accepts NumPy arrays or torch tensors. The error formulas exist once, in
-`compute_depth_errors`; the eigen crop exists once, in `eigen_crop_slices`.
+The depth functions accept NumPy arrays or torch tensors. The error formulas exist once, in
+`compute_depth_errors`; the eigen crop exists once, in `eigen_crop_slices`; EPE once, in `_epe_map`; the snippet
+ATE once, in `compute_ate`.
 
 Protocols (keep them labelled when reporting numbers):
 - Monodepth2 (Godard et al., ICCV 2019, `evaluate_depth.py`): per-image median scaling, predictions
@@ -16,6 +18,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+from monodepth2_geopt.errors import InputError
+
 MIN_DEPTH = 1e-3
 MAX_DEPTH = 80.0
 # Stereo models are trained with a 0.1 baseline; the KITTI rig's baseline is 0.54 m.
@@ -26,6 +30,11 @@ METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 EIGEN_CROP_FRACTIONS = (0.40810811, 0.99189189, 0.03594771, 0.96405229)
 # Size of the full-resolution KITTI frames most eigen GT maps have (height, width).
 KITTI_FULL_RES = (375, 1242)
+
+# KITTI Fl: an outlier has EPE > KITTI_OUTLIER_PX px and > KITTI_OUTLIER_REL of the ground-truth magnitude.
+KITTI_OUTLIER_PX = 3.0
+KITTI_OUTLIER_REL = 0.05
+TRACK_LENGTH = 5  # frames per ATE snippet (Monodepth2 issue #32: the SfMLearner convention)
 
 Array = np.ndarray | torch.Tensor
 
@@ -226,11 +235,35 @@ __all__ = [
     "KITTI_FULL_RES", "compute_depth_errors", "eigen_crop_slices", "eigen_crop_mask",
     "valid_mask", "median_scale", "lsqr_scale_shift", "aligned_depth_from_disp",
     "split_eval_settings", "evaluate_depth_map", "aggregate", "format_metrics_table", "format_ratio_summary",
+    "KITTI_OUTLIER_PX", "KITTI_OUTLIER_REL", "end_point_error", "fl_all", "relative_flow_change",
+    "flow_direction_cosine", "training_depth_errors", "TRACK_LENGTH", "compute_ate", "chain_positions",
+    "snippet_ates",
 ]
 
 
-# ------------------------------------------------------------------------------------------ flow diagnostics
-# Flow convention: [B, 2, H, W] in pixels, (u, v) = (right, down), target -> source (see geometry.flow_warp).
+# ------------------------------------------------------------------------------------------ flow
+# Flow convention: [..., 2, H, W] in pixels, (u, v) = (right, down), target -> source (see geometry.flow_warp);
+# valid masks are [..., H, W] bool. Torch only; every function returns a 0-d tensor (no host sync).
+def _epe_map(flow: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """Per-pixel end-point error |flow - gt| (Euclidean, px) [..., H, W], computed in float32."""
+    return torch.linalg.vector_norm(flow.float() - gt.float(), dim=-3)
+
+
+def end_point_error(flow: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean end-point error (pixels) over valid pixels. flow, gt: [..., 2, H, W]; valid: [..., H, W] bool."""
+    epe = _epe_map(flow, gt)
+    return epe.mean() if valid is None else epe[valid.bool()].mean()
+
+
+def fl_all(flow: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """KITTI Fl as a FRACTION in [0, 1] (KITTI reports percent): share of valid pixels whose EPE is strictly
+    greater than KITTI_OUTLIER_PX (3 px) AND strictly greater than KITTI_OUTLIER_REL (5 %) of |gt|."""
+    epe = _epe_map(flow, gt)
+    mag = torch.linalg.vector_norm(gt.float(), dim=-3)
+    outlier = ((epe > KITTI_OUTLIER_PX) & (epe > KITTI_OUTLIER_REL * mag)).float()
+    return outlier.mean() if valid is None else outlier[valid.bool()].mean()
+
+
 def relative_flow_change(changed: torch.Tensor, reference: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Mean end-point distance between two flow fields relative to the reference's mean magnitude.
 
@@ -271,3 +304,45 @@ def training_depth_errors(gt: torch.Tensor, pred_depth: torch.Tensor) -> dict[st
         return {}
     pred_v = (pred_v * torch.median(gt_v) / torch.median(pred_v)).clamp(MIN_DEPTH, MAX_DEPTH)
     return compute_depth_errors(gt_v, pred_v)
+
+
+# ------------------------------------------------------------------------------------------ pose (ATE)
+# Poses are 4x4 NumPy matrices; the pair pose of frames (i, i+1) maps points from camera i into camera i+1
+# (pose_eval.gt_pair_poses). Positions are [N, 3] in metres (prediction: up to scale). Computed in float64.
+def compute_ate(gt_xyz: np.ndarray, pred_xyz: np.ndarray) -> float:
+    """Snippet ATE (SfMLearner's ``compute_ate``): shift pred so the first positions coincide, fit one scale,
+    sqrt(sum sq err) / N.
+
+    Args: gt_xyz, pred_xyz [N, 3] positions. The scale minimises ||s * pred - gt||^2 (after the shift).
+    """
+    gt = np.asarray(gt_xyz, dtype=np.float64)
+    pred = np.asarray(pred_xyz, dtype=np.float64)
+    if gt.shape != pred.shape or gt.ndim != 2 or gt.shape[1] != 3:
+        raise ValueError(f"expected two [N, 3] position arrays, got {gt.shape} and {pred.shape}")
+    pred = pred + (gt[0] - pred[0])
+    denom = float(np.sum(pred ** 2))
+    scale = float(np.sum(gt * pred)) / denom if denom > 0 else 0.0
+    return float(np.sqrt(np.sum((scale * pred - gt) ** 2)) / gt.shape[0])
+
+
+def chain_positions(relative_poses) -> np.ndarray:
+    """Positions [K+1, 3] of the running product of K 4x4 relative poses, starting at the origin.
+
+    Monodepth2's ``dump_xyz``: the product T_1 @ T_2 @ ... of the pair poses, applied identically to
+    prediction and ground truth (part of the ATE protocol, hence here).
+    """
+    current = np.eye(4)
+    xyz = [current[:3, 3].copy()]
+    for T in relative_poses:
+        current = current @ np.asarray(T, dtype=np.float64)
+        xyz.append(current[:3, 3].copy())
+    return np.stack(xyz)
+
+
+def snippet_ates(pred_poses, gt_poses, track_length: int = TRACK_LENGTH) -> np.ndarray:
+    """ATE of every snippet of ``track_length`` frames (``track_length - 1`` pair poses; shorter at the end)."""
+    if len(pred_poses) != len(gt_poses):
+        raise InputError(f"{len(pred_poses)} predicted poses but {len(gt_poses)} ground-truth poses")
+    n = len(pred_poses)
+    return np.array([compute_ate(chain_positions(gt_poses[i:i + track_length - 1]),
+                                 chain_positions(pred_poses[i:i + track_length - 1])) for i in range(n)])

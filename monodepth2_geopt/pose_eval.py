@@ -4,7 +4,7 @@ Protocol (Zhou et al. 2017, SfMLearner; kept by Monodepth2): the pose network pr
 per consecutive frame pair of the test list; for every pair i the 5-frame snippet made of pairs i..i+3 is
 chained into positions, and compared with the ground truth chained the same way by the absolute trajectory
 error after aligning the first positions and fitting one least-squares scale per snippet. Reported: mean and
-std of the per-snippet ATE (metres, RMSE divided by the snippet length, as SfMLearner's ``compute_ate``).
+std of the per-snippet ATE (metres, RMSE divided by the snippet length: ``metrics.snippet_ates``).
 Only separate_resnet pose models fed frame pairs (``pose_encoder.pth`` + ``pose.pth``) are supported.
 """
 from __future__ import annotations
@@ -20,54 +20,17 @@ from torch.utils.data import DataLoader
 
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.geometry import transformation_from_parameters
+from monodepth2_geopt.metrics import TRACK_LENGTH, snippet_ates
+from monodepth2_geopt.model_loading import load_pose_model
 from monodepth2_geopt.splits import REPO_ROOT, read_split_file, resolve_split_dir
 
-TRACK_LENGTH = 5  # frames per snippet (Monodepth2 issue #32: the SfMLearner convention)
 EVAL_BATCH_SIZE = 16
 
 Log = Callable[[str], None]
 
 
 # ------------------------------------------------------------------------------------------------------
-# Trajectory maths (NumPy, float64)
-
-
-def compute_ate(gt_xyz: np.ndarray, pred_xyz: np.ndarray) -> float:
-    """Snippet ATE: shift pred so the first positions coincide, fit one scale, sqrt(sum sq err) / N.
-
-    Args: gt_xyz, pred_xyz [N, 3] positions. The scale minimises ||s * pred - gt||^2 (after the shift).
-    """
-    gt = np.asarray(gt_xyz, dtype=np.float64)
-    pred = np.asarray(pred_xyz, dtype=np.float64)
-    if gt.shape != pred.shape or gt.ndim != 2 or gt.shape[1] != 3:
-        raise ValueError(f"expected two [N, 3] position arrays, got {gt.shape} and {pred.shape}")
-    pred = pred + (gt[0] - pred[0])
-    denom = float(np.sum(pred ** 2))
-    scale = float(np.sum(gt * pred)) / denom if denom > 0 else 0.0
-    return float(np.sqrt(np.sum((scale * pred - gt) ** 2)) / gt.shape[0])
-
-
-def chain_positions(relative_poses) -> np.ndarray:
-    """Positions [K+1, 3] of the running product of K 4x4 relative poses, starting at the origin.
-
-    Monodepth2's ``dump_xyz``: the product T_1 @ T_2 @ ... of the pair poses, applied identically to
-    prediction and ground truth.
-    """
-    current = np.eye(4)
-    xyz = [current[:3, 3].copy()]
-    for T in relative_poses:
-        current = current @ np.asarray(T, dtype=np.float64)
-        xyz.append(current[:3, 3].copy())
-    return np.stack(xyz)
-
-
-def snippet_ates(pred_poses, gt_poses, track_length: int = TRACK_LENGTH) -> np.ndarray:
-    """ATE of every snippet of ``track_length`` frames (``track_length - 1`` pair poses; shorter at the end)."""
-    if len(pred_poses) != len(gt_poses):
-        raise InputError(f"{len(pred_poses)} predicted poses but {len(gt_poses)} ground-truth poses")
-    n = len(pred_poses)
-    return np.array([compute_ate(chain_positions(gt_poses[i:i + track_length - 1]),
-                                 chain_positions(pred_poses[i:i + track_length - 1])) for i in range(n)])
+# Ground truth (NumPy, float64; the ATE itself is metrics.snippet_ates)
 
 
 def load_kitti_poses(path: str | Path) -> np.ndarray:
@@ -96,40 +59,7 @@ def gt_pair_poses(global_poses: np.ndarray, frame_indices) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------------
-# Model and data
-
-
-def load_pose_model(weights_folder: str | Path, device: torch.device | str = "cpu"):
-    """(pose_encoder, pose_decoder, meta) from ``pose_encoder.pth`` + ``pose.pth``; meta has height/width.
-
-    The input size is read from the checkpoint metadata (``encoder.pth`` of the same folder, else the pose
-    encoder's own), the ResNet depth and number of stacked frames from the pose encoder's weights.
-    """
-    from monodepth2_geopt.checkpoint import (describe_encoder, infer_resnet_layers, load_into, load_state_file,
-                                             require_weight_files)
-    from monodepth2_geopt.networks import PoseDecoder, ResnetEncoder
-
-    folder = require_weight_files(weights_folder, ("pose_encoder.pth", "pose.pth"),
-                                  "pose evaluation needs a model trained with --pose_model_type separate_resnet "
-                                  "(pose_encoder.pth + pose.pth)")
-    state, meta = load_state_file(folder / "pose_encoder.pth")
-    num_layers = infer_resnet_layers(state)
-    conv1 = state.get("encoder.conv1.weight")
-    if num_layers is None or conv1 is None:
-        raise InputError(f"{folder / 'pose_encoder.pth'} is not a ResNet pose encoder ({describe_encoder(state)})")
-    num_images = conv1.shape[1] // 3
-    if num_images != 2:
-        raise InputError(f"{folder / 'pose_encoder.pth'} takes {num_images} stacked frames; evaluate_pose "
-                         "supports the default --pose_model_input pairs (2 frames)")
-    if (folder / "encoder.pth").is_file():
-        meta = {**meta, **load_state_file(folder / "encoder.pth")[1]}
-    encoder = ResnetEncoder(num_layers, False, num_images)
-    load_into(encoder, folder / "pose_encoder.pth", "pose encoder")
-    decoder = PoseDecoder(encoder.num_ch_enc, num_input_features=1, num_frames_to_predict_for=2)
-    load_into(decoder, folder / "pose.pth", "pose decoder")
-    meta = {k: int(v) if k in ("height", "width") else v for k, v in meta.items()}
-    meta["num_layers"] = num_layers
-    return encoder.to(device).eval(), decoder.to(device).eval(), meta
+# Prediction and data
 
 
 @torch.no_grad()
@@ -215,5 +145,4 @@ def evaluate_pose(opt, log: Log = print) -> dict:
     return result
 
 
-__all__ = ["TRACK_LENGTH", "compute_ate", "chain_positions", "snippet_ates", "load_kitti_poses", "gt_pair_poses",
-           "load_pose_model", "predict_pair_poses", "resolve_pose_test_file", "evaluate_pose"]
+__all__ = ["load_kitti_poses", "gt_pair_poses", "predict_pair_poses", "resolve_pose_test_file", "evaluate_pose"]

@@ -73,13 +73,6 @@ def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, dist_
                       worker_init_fn=_seed_worker, **kwargs)
 
 
-def normalize_image(x: torch.Tensor) -> torch.Tensor:
-    """Rescale to [0, 1] for display."""
-    x = x.detach()
-    ma, mi = float(x.max()), float(x.min())
-    return (x - mi) / (ma - mi if ma != mi else 1e5)
-
-
 def sec_to_hm_str(t: float) -> str:
     t = int(t)
     return f"{t // 3600:02d}h{(t // 60) % 60:02d}m{t % 60:02d}s"

@@ -74,8 +74,6 @@ __all__ = [
     "write_split_files",
     "extract_video",
     "extract_videos",
-    "build_arg_parser",
-    "main",
 ]
 
 VIDEO_EXTENSIONS = frozenset(

@@ -8,6 +8,7 @@ import torch.nn as nn
 
 from monodepth2_geopt import checkpoint
 from monodepth2_geopt.errors import InputError
+from monodepth2_geopt.model_loading import load_depth_model
 from monodepth2_geopt.networks import DepthDecoder, PoseDecoder, ResnetEncoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -64,7 +65,7 @@ def test_save_weights_folder_layout_and_strict_reload(tmp_path, md2_models):
     opt2 = torch.optim.Adam([p for m in fresh.values() for p in m.parameters()], 1e-4)
     opt2.load_state_dict(adam)
     # the depth model helper reads the architecture and the size from the folder
-    enc, dec, info = checkpoint.load_depth_model(folder)
+    enc, dec, info = load_depth_model(folder)
     assert info == {"height": 64, "width": 96, "use_stereo": False, "num_layers": 18}
     assert_same_state(enc, md2_models["encoder"])
     assert_same_state(dec, md2_models["depth"])

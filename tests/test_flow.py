@@ -1,5 +1,6 @@
-"""GeoPt flow task: warping, the self-supervised flow loss on synthetic and real pairs, colour coding, metrics,
-and the motion encoder / conditional flow decoder (shapes, gradients, conditioning)."""
+"""GeoPt flow task: warping, the self-supervised flow loss on synthetic and real pairs, evaluation pairs, and the
+motion encoder / conditional flow decoder (shapes, gradients, conditioning). Colour coding: test_visualize;
+EPE / Fl-all: test_metrics."""
 
 import numpy as np
 import pytest
@@ -8,17 +9,15 @@ import torch.nn.functional as F
 
 from monodepth2_geopt import networks
 from monodepth2_geopt.flow import (
-    end_point_error,
     find_flow_pairs,
-    fl_all,
     flow_photometric_loss,
-    flow_to_color,
     predict_flows,
     resize_flow,
 )
 from monodepth2_geopt.flow_io import write_flow_png
 from monodepth2_geopt.geometry import flow_warp
 from monodepth2_geopt.losses import MinReprojectionConfig
+from monodepth2_geopt.metrics import end_point_error
 from monodepth2_geopt.networks.flow_decoder import FlowDecoder
 from monodepth2_geopt.networks.motion_encoder import MotionEncoder
 from tests.conftest import SHARED_DATA
@@ -197,82 +196,7 @@ def test_optimised_flow_beats_zero_flow_on_real_kitti_pair():
     assert e_opt < 0.8 * e_zero, (e_opt, e_zero)  # measured: 0.174 vs 0.288
 
 
-# ---------------------------------------------------------------------------------------------- visualisation
-def test_flow_to_color_zero_is_white_and_directions_match_the_wheel():
-    assert torch.equal(flow_to_color(torch.zeros(2, 5, 7)), torch.ones(3, 5, 7))
-    flow = torch.zeros(1, 2, 1, 4)
-    flow[0, :, 0, 0] = torch.tensor([1.0, 0.0])   # right
-    flow[0, :, 0, 1] = torch.tensor([-1.0, 0.0])  # left
-    flow[0, :, 0, 2] = torch.tensor([0.0, 1.0])   # down
-    flow[0, :, 0, 3] = torch.tensor([0.0, -1.0])  # up
-    rgb = flow_to_color(flow)[0, :, 0].T  # [4, 3]
-    assert rgb.shape == (4, 3) and rgb.min() >= 0 and rgb.max() <= 1
-    # Against Baker et al.'s reference code (below); at full saturation: right -> red, left -> cyan-blue.
-    torch.testing.assert_close(rgb, torch.tensor(_reference_colors(flow[0].numpy())), atol=1e-6, rtol=0)
-    assert rgb[0].argmax() == 0 and rgb[1, 0] < 0.1  # right is red; left has no red
-    # magnitude beyond max_flow is darkened, not wrapped
-    far = flow_to_color(torch.tensor([[[10.0]], [[0.0]]]), max_flow=1.0)
-    near = flow_to_color(torch.tensor([[[1.0]], [[0.0]]]), max_flow=1.0)
-    torch.testing.assert_close(far, near * 0.75)
-
-
-def _reference_colors(flow):
-    """Baker et al.'s flow_uv_to_colors (as in RAFT core/utils/flow_viz.py), written out in NumPy."""
-    ry, yg, gc, cb, bm, mr = 15, 6, 4, 11, 13, 6
-    wheel = np.zeros((55, 3))
-    col = 0
-    wheel[0:ry, 0] = 255
-    wheel[0:ry, 1] = np.floor(255 * np.arange(ry) / ry)
-    col += ry
-    wheel[col:col + yg, 0] = 255 - np.floor(255 * np.arange(yg) / yg)
-    wheel[col:col + yg, 1] = 255
-    col += yg
-    wheel[col:col + gc, 1] = 255
-    wheel[col:col + gc, 2] = np.floor(255 * np.arange(gc) / gc)
-    col += gc
-    wheel[col:col + cb, 1] = 255 - np.floor(255 * np.arange(cb) / cb)
-    wheel[col:col + cb, 2] = 255
-    col += cb
-    wheel[col:col + bm, 2] = 255
-    wheel[col:col + bm, 0] = np.floor(255 * np.arange(bm) / bm)
-    col += bm
-    wheel[col:col + mr, 2] = 255 - np.floor(255 * np.arange(mr) / mr)
-    wheel[col:col + mr, 0] = 255
-    u, v = flow[0].ravel(), flow[1].ravel()
-    rad = np.sqrt(u ** 2 + v ** 2)
-    rad_max = rad.max()
-    u, v, rad = u / rad_max, v / rad_max, rad / rad_max
-    a = np.arctan2(-v, -u) / np.pi
-    fk = (a + 1) / 2 * 54
-    k0 = np.floor(fk).astype(int)
-    k1 = (k0 + 1) % 55
-    f = fk - k0
-    out = np.zeros((u.size, 3))
-    for i in range(3):
-        c = (1 - f) * wheel[k0, i] / 255 + f * wheel[k1, i] / 255
-        c = np.where(rad <= 1, 1 - rad * (1 - c), c * 0.75)
-        out[:, i] = c
-    return out.astype(np.float32)
-
-
-# ---------------------------------------------------------------------------------------------- metrics
-def test_epe_and_fl_all_hand_values():
-    gt = torch.zeros(1, 2, 1, 4)
-    gt[0, 0] = torch.tensor([10.0, 100.0, 0.0, 2.0])
-    pred = gt.clone()
-    pred[0, 0, 0, 0] += 4.0   # EPE 4 > 3 and > 0.5 (5 % of 10): outlier
-    pred[0, 1, 0, 1] += 4.0   # EPE 4 > 3 but < 5 (5 % of 100): not an outlier
-    pred[0, 0, 0, 2] += 3.0   # EPE 3, not > 3: not an outlier
-    pred[0, 1, 0, 3] += 30.0  # EPE 30: outlier, but invalid below
-    valid = torch.tensor([[[True, True, True, False]]])
-    assert float(end_point_error(pred, gt)) == pytest.approx((4 + 4 + 3 + 30) / 4)
-    assert float(end_point_error(pred, gt, valid)) == pytest.approx((4 + 4 + 3) / 3)
-    assert float(fl_all(pred, gt)) == pytest.approx(2 / 4)
-    assert float(fl_all(pred, gt, valid)) == pytest.approx(1 / 3)
-    # diagonal error: EPE is the Euclidean norm
-    assert float(end_point_error(torch.tensor([[[3.0]], [[4.0]]]), torch.zeros(2, 1, 1))) == pytest.approx(5.0)
-
-
+# ---------------------------------------------------------------------------------------------- evaluation data
 def test_find_flow_pairs_layouts_and_errors(tmp_path):
     from monodepth2_geopt.errors import InputError
 

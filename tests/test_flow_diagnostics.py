@@ -182,3 +182,29 @@ def test_evaluate_flow_json_on_a_real_model(tmp_path, monkeypatch, capsys):
     assert set(fd.DIAGNOSTIC_KEYS) <= set(result)
     assert result["epe_kind"] == "ground_truth" and 0 <= result["fl_all"] <= 1
     assert result["direction_cosine"] is not None  # frames t-1 exist next to the targets
+
+
+def test_evaluate_flow_is_diagnose_per_pair_in_kitti_units(tmp_path):
+    """The two flow evaluators agree: evaluate_flow (streamed, Fl in percent) vs diagnose_samples (batched,
+    Fl as a fraction) on the same ground-truth pairs."""
+    from monodepth2_geopt import synthetic
+    from monodepth2_geopt.flow import find_flow_pairs
+    from monodepth2_geopt.networks import ResnetEncoder
+    from monodepth2_geopt.networks.flow_decoder import FlowDecoder
+    from monodepth2_geopt.networks.motion_encoder import build_motion_encoder
+
+    h, w = 64, 128
+    info = synthetic.generate_dataset(tmp_path / "world", num_drives=1, frames_per_drive=4, width=w, height=h,
+                                      seed=0, velodyne=False)
+    torch.manual_seed(0)
+    enc = ResnetEncoder(18, False).eval()
+    motion = build_motion_encoder("corr", latent_dim=16).eval()
+    dec = FlowDecoder(enc.num_ch_enc, 16, None, range(4), "basis").eval()
+    pairs = find_flow_pairs(info["root"])
+    streamed = fd.evaluate_flow(enc, motion, dec, pairs, h, w)
+    samples = [(t, {1: s[1]}, gt) for t, s, gt in fd.ground_truth_samples(info["root"], None, h, w)]
+    batched = fd.diagnose_samples(enc, motion, dec, samples)
+    assert streamed["num_pairs"] == batched["num_images"] == len(pairs)
+    assert streamed["epe"] == pytest.approx(batched["epe"], rel=1e-5)
+    assert streamed["zero_epe"] == pytest.approx(batched["epe_zero_flow"], rel=1e-6)
+    assert streamed["fl_all"] == pytest.approx(100 * batched["fl_all"], rel=1e-4, abs=1e-2)  # a pixel or two at the threshold

@@ -11,7 +11,8 @@ from torch.utils.data import default_collate
 from monodepth2_geopt import checkpoint, networks, synthetic
 from monodepth2_geopt.batch import prepare_batch
 from monodepth2_geopt.errors import InputError
-from monodepth2_geopt.flow import evaluate_flow, evaluate_flow_model, find_flow_pairs
+from monodepth2_geopt.flow import find_flow_pairs
+from monodepth2_geopt.flow_diagnostics import evaluate_flow, evaluate_flow_model
 from monodepth2_geopt.geopt import load_geopt_encoder, load_geopt_pose_encoder
 from monodepth2_geopt.options import MonodepthOptions
 from monodepth2_geopt.networks.motion_encoder import build_motion_encoder

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from monodepth2_geopt import metrics
-from monodepth2_geopt.metrics import (METRIC_NAMES, MAX_DEPTH, MIN_DEPTH, aggregate,
-                                      compute_depth_errors, eigen_crop_mask, evaluate_depth_map,
-                                      format_metrics_table, lsqr_scale_shift, median_scale,
-                                      valid_mask)
+from monodepth2_geopt.metrics import (METRIC_NAMES, MAX_DEPTH, MIN_DEPTH, aggregate, chain_positions,
+                                      compute_ate, compute_depth_errors, eigen_crop_mask, end_point_error,
+                                      evaluate_depth_map, fl_all, format_metrics_table, lsqr_scale_shift,
+                                      median_scale, snippet_ates, valid_mask)
 from tests.conftest import SHARED_DATA
 
 
@@ -214,3 +214,102 @@ def test_real_kitti_depth_gt():
         per_image.append(errors)
     assert len(per_image) == 3
     assert aggregate(per_image)["rmse"] < 1e-4
+
+
+# ---------------------------------------------------------------------------------------------- flow: EPE, Fl-all
+def test_epe_and_fl_all_hand_values():
+    gt = torch.zeros(1, 2, 1, 4)
+    gt[0, 0] = torch.tensor([10.0, 100.0, 0.0, 2.0])
+    pred = gt.clone()
+    pred[0, 0, 0, 0] += 4.0   # EPE 4 > 3 and > 0.5 (5 % of 10): outlier
+    pred[0, 1, 0, 1] += 4.0   # EPE 4 > 3 but < 5 (5 % of 100): not an outlier
+    pred[0, 0, 0, 2] += 3.0   # EPE 3, not > 3: not an outlier
+    pred[0, 1, 0, 3] += 30.0  # EPE 30: outlier, but invalid below
+    valid = torch.tensor([[[True, True, True, False]]])
+    assert float(end_point_error(pred, gt)) == pytest.approx((4 + 4 + 3 + 30) / 4)
+    assert float(end_point_error(pred, gt, valid)) == pytest.approx((4 + 4 + 3) / 3)
+    assert float(fl_all(pred, gt)) == pytest.approx(2 / 4)
+    assert float(fl_all(pred, gt, valid)) == pytest.approx(1 / 3)
+    # diagonal error: EPE is the Euclidean norm
+    assert float(end_point_error(torch.tensor([[[3.0]], [[4.0]]]), torch.zeros(2, 1, 1))) == pytest.approx(5.0)
+
+
+def test_epe_of_a_constant_offset_and_fl_all_relative_edge():
+    # Every pixel off by (3, 4): EPE = 5 px everywhere, with or without a mask.
+    gt = torch.zeros(2, 2, 3, 5)
+    gt[:, 0] = torch.linspace(0, 400, 15).view(3, 5)  # |gt| from 0 to 400 px
+    pred = gt + torch.tensor([3.0, 4.0]).view(1, 2, 1, 1)
+    assert float(end_point_error(pred, gt)) == pytest.approx(5.0)
+    some = torch.rand(2, 3, 5, generator=torch.Generator().manual_seed(0)) > 0.5
+    assert float(end_point_error(pred, gt, some)) == pytest.approx(5.0)
+    # 5 px > 3 px, so a pixel is an outlier iff 5 > 0.05 |gt|, i.e. |gt| < 100: 400 * k / 14 < 100 for k = 0..3.
+    assert float(fl_all(pred, gt)) == pytest.approx(4 / 15)
+    # Both thresholds are strict: an EPE of exactly 4 at |gt| = 80 (5 % of it) is not an outlier; just above is.
+    gt80 = torch.tensor([[[80.0]], [[0.0]]])
+    assert float(fl_all(gt80 + torch.tensor([[[4.0]], [[0.0]]]), gt80)) == 0.0
+    assert float(fl_all(gt80 + torch.tensor([[[4.01]], [[0.0]]]), gt80)) == 1.0
+    # ... and an EPE of exactly 3 at |gt| = 0 is not one either.
+    assert float(fl_all(torch.tensor([[[3.0]], [[0.0]]]), torch.zeros(2, 1, 1))) == 0.0
+
+
+# ---------------------------------------------------------------------------------------------- pose: ATE
+def random_trajectory(n=5, seed=0):
+    xyz = np.cumsum(np.random.default_rng(seed).normal(size=(n, 3)), 0)
+    return xyz - xyz[0]  # snippets start at the origin, as chain_positions builds them
+
+
+def test_ate_of_ground_truth_against_itself_is_zero():
+    gt = random_trajectory()
+    assert compute_ate(gt, gt) == 0.0
+
+
+def test_ate_recovers_the_scale():
+    gt = random_trajectory()
+    assert compute_ate(gt, 0.37 * gt) == pytest.approx(0.0, abs=1e-12)
+    assert compute_ate(gt, 12.0 * gt + 3.0) == pytest.approx(0.0, abs=1e-12)  # first positions are aligned
+
+
+def test_ate_of_a_perturbed_trajectory_matches_a_hand_computation():
+    gt = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0]], dtype=float)
+    pred = np.array([[0, 0, 0], [1, 1, 0], [2, 0, 0]], dtype=float)
+    # scale = <gt, pred> / |pred|^2 = 5 / 6; residuals (0,0,0), (-1/6, 5/6, 0), (-1/3, 0, 0)
+    # sum of squares = (1 + 25 + 4) / 36 = 5 / 6; ATE = sqrt(5 / 6) / 3
+    assert compute_ate(gt, pred) == pytest.approx(np.sqrt(5 / 6) / 3, rel=1e-12)
+    assert compute_ate(gt, pred + 4.0) == pytest.approx(np.sqrt(5 / 6) / 3, rel=1e-12)
+
+
+def _pose(yaw, t):
+    c, s = np.cos(yaw), np.sin(yaw)
+    T = np.eye(4)
+    T[:3, :3] = [[c, 0, s], [0, 1, 0], [-s, 0, c]]
+    T[:3, 3] = t
+    return T
+
+
+def test_snippets_of_scaled_pair_poses_have_zero_ate():
+    rng = np.random.default_rng(1)
+    gt = np.stack([_pose(rng.normal(0, 0.05), rng.normal(size=3)) for _ in range(7)])
+    assert np.allclose(snippet_ates(gt, gt), 0.0)
+    scaled = gt.copy()
+    scaled[:, :3, 3] *= 0.1  # a monocular network's translations are up to scale
+    ates = snippet_ates(scaled, gt)
+    assert len(ates) == 7 and np.allclose(ates, 0.0, atol=1e-12)
+    noisy = scaled.copy()
+    noisy[:, :3, 3] += rng.normal(0, 0.05, size=(7, 3))
+    assert np.all(snippet_ates(noisy, gt)[:-1] > 0)
+
+
+def test_chain_positions_compose_rotations_before_translations():
+    quarter_turn = _pose(np.pi / 2, [0, 0, 0])  # yaw: camera x -> world -z
+    step_x = _pose(0.0, [1, 0, 0])
+    assert np.allclose(chain_positions([step_x, step_x]), [[0, 0, 0], [1, 0, 0], [2, 0, 0]])
+    # T1 @ T2: the second step is taken in the rotated frame, x -> R x = (0, 0, -1).
+    assert np.allclose(chain_positions([quarter_turn, step_x]), [[0, 0, 0], [0, 0, 0], [0, 0, -1]])
+
+
+def test_snippet_ates_count_and_length_mismatch():
+    poses = np.stack([_pose(0.0, [0, 0, 1])] * 6)
+    assert len(snippet_ates(poses, poses)) == 6  # one snippet per pair; the last ones are shorter
+    assert len(snippet_ates(poses, poses, track_length=3)) == 6
+    with pytest.raises(ValueError, match="5 predicted poses but 6"):
+        snippet_ates(poses[:5], poses)

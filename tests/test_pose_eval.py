@@ -1,4 +1,4 @@
-"""Odometry pose evaluation (monodepth2_geopt.pose_eval / evaluate_pose.py)."""
+"""Odometry pose evaluation (monodepth2_geopt.pose_eval / evaluate_pose.py); the ATE itself: test_metrics."""
 import os
 import runpy
 import sys
@@ -11,14 +11,8 @@ import torch
 from monodepth2_geopt.checkpoint import save_weights_folder
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.options import MonodepthOptions
-from monodepth2_geopt.pose_eval import (
-    chain_positions,
-    compute_ate,
-    evaluate_pose,
-    gt_pair_poses,
-    load_kitti_poses,
-    snippet_ates,
-)
+from monodepth2_geopt.metrics import chain_positions, snippet_ates
+from monodepth2_geopt.pose_eval import evaluate_pose, gt_pair_poses, load_kitti_poses
 from monodepth2_geopt.networks import PoseDecoder, ResnetEncoder
 from tests.conftest import SHARED_DATA
 
@@ -26,52 +20,6 @@ REPO = Path(__file__).resolve().parents[1]
 ODOM = SHARED_DATA / "kitti_odom_06"
 needs_odom = pytest.mark.skipif(not (ODOM / "poses" / "06.txt").is_file(),
                                 reason=f"shared KITTI odometry sample not found at {ODOM}")
-
-
-def random_trajectory(n=5, seed=0):
-    xyz = np.cumsum(np.random.default_rng(seed).normal(size=(n, 3)), 0)
-    return xyz - xyz[0]  # snippets start at the origin, as chain_positions builds them
-
-
-def test_ate_of_ground_truth_against_itself_is_zero():
-    gt = random_trajectory()
-    assert compute_ate(gt, gt) == 0.0
-
-
-def test_ate_recovers_the_scale():
-    gt = random_trajectory()
-    assert compute_ate(gt, 0.37 * gt) == pytest.approx(0.0, abs=1e-12)
-    assert compute_ate(gt, 12.0 * gt + 3.0) == pytest.approx(0.0, abs=1e-12)  # first positions are aligned
-
-
-def test_ate_of_a_perturbed_trajectory_matches_a_hand_computation():
-    gt = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0]], dtype=float)
-    pred = np.array([[0, 0, 0], [1, 1, 0], [2, 0, 0]], dtype=float)
-    # scale = <gt, pred> / |pred|^2 = 5 / 6; residuals (0,0,0), (-1/6, 5/6, 0), (-1/3, 0, 0)
-    # sum of squares = (1 + 25 + 4) / 36 = 5 / 6; ATE = sqrt(5 / 6) / 3
-    assert compute_ate(gt, pred) == pytest.approx(np.sqrt(5 / 6) / 3, rel=1e-12)
-    assert compute_ate(gt, pred + 4.0) == pytest.approx(np.sqrt(5 / 6) / 3, rel=1e-12)
-
-
-def _pose(yaw, t):
-    c, s = np.cos(yaw), np.sin(yaw)
-    T = np.eye(4)
-    T[:3, :3] = [[c, 0, s], [0, 1, 0], [-s, 0, c]]
-    T[:3, 3] = t
-    return T
-
-
-def test_snippets_of_scaled_pair_poses_have_zero_ate():
-    rng = np.random.default_rng(1)
-    gt = np.stack([_pose(rng.normal(0, 0.05), rng.normal(size=3)) for _ in range(7)])
-    assert np.allclose(snippet_ates(gt, gt), 0.0)
-    scaled = gt.copy()
-    scaled[:, :3, 3] *= 0.1  # a monocular network's translations are up to scale
-    ates = snippet_ates(scaled, gt)
-    assert len(ates) == 7 and np.allclose(ates, 0.0, atol=1e-12)
-    noisy = scaled.copy()
-    noisy[:, :3, 3] += rng.normal(0, 0.05, size=(7, 3))
-    assert np.all(snippet_ates(noisy, gt)[:-1] > 0)
 
 
 def test_gt_pair_poses_map_frame_i_into_frame_i_plus_1():

@@ -14,6 +14,7 @@ from monodepth2_geopt.datasets import mono_dataset
 from monodepth2_geopt import checkpoint
 from monodepth2_geopt.batch import prepare_batch
 from monodepth2_geopt.geometry import disp_to_depth
+from monodepth2_geopt.model_loading import load_depth_model
 from monodepth2_geopt.options import MonodepthOptions
 from monodepth2_geopt.depth_task import depth_trainer
 from tests.conftest import write_split
@@ -80,7 +81,7 @@ def test_mono_run_writes_monodepth2_checkpoint(mono_run):
     folder = models_dir(log_dir) / "weights_0"
     assert sorted(p.name for p in folder.iterdir()) == ["adam.pth", "depth.pth", "encoder.pth", "pose.pth",
                                                          "pose_encoder.pth", "trainer_state.pth"]  # + --resume's
-    enc, dec, meta = checkpoint.load_depth_model(folder)
+    enc, dec, meta = load_depth_model(folder)
     assert meta == {"height": 64, "width": 96, "use_stereo": False, "num_layers": 18}
     for name in ("pose_encoder", "pose"):
         checkpoint.load_into(trainer.models[name], folder / f"{name}.pth", name)  # strict
@@ -100,7 +101,7 @@ def test_stereo_only_run(kitti_tiny, tmp_path):
     trainer.train()
     folder = models_dir(tmp_path) / "weights_0"
     assert sorted(p.name for p in folder.iterdir()) == ["adam.pth", "depth.pth", "encoder.pth", "trainer_state.pth"]
-    _, _, meta = checkpoint.load_depth_model(folder)
+    _, _, meta = load_depth_model(folder)
     assert meta["use_stereo"] is True
     opt = json.loads((models_dir(tmp_path) / "opt.json").read_text())
     assert opt["frame_ids"] == [0] and opt["use_stereo"] is True
@@ -113,7 +114,7 @@ def test_mono_plus_stereo_run(kitti_tiny, tmp_path):
     folder = models_dir(tmp_path) / "weights_0"
     written = {p.name for p in folder.iterdir()}
     assert {"encoder.pth", "depth.pth", "pose_encoder.pth", "pose.pth", "adam.pth"} <= written
-    checkpoint.load_depth_model(folder)
+    load_depth_model(folder)
     opt = json.loads((models_dir(tmp_path) / "opt.json").read_text())
     assert opt["frame_ids"] == [0, -1, 1] and opt["derived"]["frame_ids"] == [0, -1, 1, "s"]
 
@@ -355,7 +356,7 @@ def test_readme_cpu_smoke_run_on_real_frames(kitti_raw_mini, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     folder = tmp_path / "log" / "mdp" / "models" / "weights_0"
-    enc, dec, meta = checkpoint.load_depth_model(folder)
+    enc, dec, meta = load_depth_model(folder)
     assert meta == {"height": 96, "width": 320, "use_stereo": False, "num_layers": 18}
     for name in ("pose_encoder", "pose"):
         assert (folder / f"{name}.pth").is_file()
