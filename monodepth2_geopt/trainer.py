@@ -45,7 +45,8 @@ LOG_EVERY_LATE = 2000  # after this many steps, log (and validate) every 2000 st
 RESUME_MAY_CHANGE = frozenset({
     "resume", "overwrite", "num_epochs", "num_workers", "no_progress", "log_frequency", "save_frequency",
     "save_every_steps", "data_path", "log_dir", "no_cuda", "compile", "image_cache", "max_nonfinite_steps",
-    "load_weights_folder", "geopt_weights", "flow_data", "flow_eval_path", "flow_val_split", "json"})
+    "load_weights_folder", "geopt_weights", "flow_eval_path", "flow_val_split", "json",
+    "skip_bad_images"})
 
 
 def total_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -279,7 +280,8 @@ class Trainer:
         if len(data.train_dataset) < opt.batch_size * world and data.sampler is None:
             raise InputError(f"the training data has {len(data.train_dataset)} items, fewer than one batch "
                              f"(--batch_size {opt.batch_size} x {world} process(es))")
-        base = data.sampler or make_loader(data.train_dataset, opt.batch_size, True, 0, self.dist).sampler
+        base = data.sampler if data.sampler is not None else make_loader(data.train_dataset, opt.batch_size, True, 0,
+                                                                         self.dist).sampler
         self.train_sampler = ResumableSampler(base)
         self.train_loader = make_loader(data.train_dataset, opt.batch_size, True, opt.num_workers, self.dist,
                                         drop_last=True, pin_memory=pin, sampler=self.train_sampler)
