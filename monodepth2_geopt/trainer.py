@@ -241,6 +241,14 @@ class Trainer:
         run_dir = Path(self.log_path)
         models_dir = run_dir / "models"
         if self.dist.is_main:
+            try:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                probe = run_dir / f".write_test.{os.getpid()}"
+                probe.touch()
+                probe.unlink()
+            except OSError as err:
+                raise InputError(f"--log_dir {opt.log_dir}: cannot write the run folder {run_dir} ({err.strerror or err}); "
+                                 "pass a writable folder") from None
             self.lock = checkpoint.RunLock(run_dir)
             self.lock.acquire()
             for line in checkpoint.recover_checkpoint_folders(models_dir):

@@ -228,3 +228,12 @@ def test_one_line_keeps_plain_messages():
                                 "Original Traceback (most recent call last):\n  File \"x.py\", line 1\n"
                                 "monodepth2_geopt.errors.InputError: image /a/b.png is corrupt: bad")
     assert one_line(wrapped) == "image /a/b.png is corrupt: bad"
+
+
+def test_log_dir_that_is_a_file_is_one_line(kitti_tiny, tmp_path):
+    """--log_dir that is a file: refused before any work, naming the flag. (A folder without write permission takes
+    the same path; it cannot be tested as root, which writes anyway.)"""
+    log_dir = tmp_path / "a_file"
+    log_dir.write_text("not a folder")
+    with pytest.raises(InputError, match=r"^--log_dir .*cannot write the run folder"):
+        depth_trainer(MonodepthOptions().parse(args_for(kitti_tiny, log_dir)))
