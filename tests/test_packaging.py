@@ -30,7 +30,7 @@ def test_library_works_beside_a_huggingface_like_datasets(tmp_path):
         assert getattr(datasets, "HUGGING_FACE", False), datasets.__file__
         from monodepth2_geopt import depth_task, evaluation, flow_task, trainer  # each imports the project's datasets
         from monodepth2_geopt.datasets import DATASETS
-        assert trainer.DATASETS is DATASETS
+        assert depth_task.DATASETS is DATASETS
         print("ok")
     """)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(fake.parent), str(ROOT)]))
