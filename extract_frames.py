@@ -8,7 +8,7 @@ Writes <out_dir>/<video>/%06d.jpg (or <out_dir>/<video>_segNN/ when scene cuts s
 <out_dir>/train_files.txt ("<folder> <frame_index>" for frames with neighbours at +-stride),
 <out_dir>/val_files.txt (with --val_fraction) and <out_dir>/extraction_summary.json.
 Errors (missing or undecodable file, empty folder, bad option) exit with status 2.
-See monodepth2_geopt/video.py for the details; `--help` lists every option.
+See monodepth2_geopt/tools/video.py for the details; `--help` lists every option.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import argparse
 from collections.abc import Sequence
 
 from monodepth2_geopt.errors import InputError, run_cli
-from monodepth2_geopt.video import ExtractOptions, VideoExtractionError, extract_videos
+from monodepth2_geopt.tools.video import ExtractOptions, VideoExtractionError, extract_videos
 
 
 def build_arg_parser() -> argparse.ArgumentParser:

@@ -3,7 +3,7 @@ import argparse
 import time
 
 from monodepth2_geopt.errors import InputError, run_cli
-from monodepth2_geopt.synthetic import generate_dataset, generate_video
+from monodepth2_geopt.tools.synthetic import generate_dataset, generate_video
 
 
 def main():

@@ -1,11 +1,11 @@
-"""Run the whole pipeline on the built-in synthetic world (CPU, a few minutes): see monodepth2_geopt/demo.py."""
+"""Run the whole pipeline on the built-in synthetic world (CPU, a few minutes): see monodepth2_geopt/tools/demo.py."""
 import argparse
 
 from monodepth2_geopt.errors import run_cli
 
 
 def main():
-    from monodepth2_geopt.demo import run_demo
+    from monodepth2_geopt.tools.demo import run_demo
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out_dir", default="demo", help="where data, runs and outputs go")

@@ -27,7 +27,7 @@ from pathlib import Path
 import common
 import torch
 
-from monodepth2_geopt.experiments import (MODE_FLAGS, evaluate_weights, make_trainer, prepare_synthetic,
+from monodepth2_geopt.tools.experiments import (MODE_FLAGS, evaluate_weights, make_trainer, prepare_synthetic,
                                           save_initial, train_steps)
 
 
@@ -90,7 +90,7 @@ def part_automask(args, data, split):
 
 
 def part_geopt(args, data, split):
-    from monodepth2_geopt.synthetic import generate_video
+    from monodepth2_geopt.tools.synthetic import generate_video
     rows, gains = [], []
     metric = args.geopt_mode != "M"
     for seed in args.seeds:

@@ -24,7 +24,7 @@ import common
 import torch
 
 from monodepth2_geopt import checkpoint
-from monodepth2_geopt.experiments import prepare_synthetic
+from monodepth2_geopt.tools.experiments import prepare_synthetic
 
 
 def train_py(args: list[str]) -> subprocess.Popen:

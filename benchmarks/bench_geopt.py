@@ -35,7 +35,7 @@ import common
 import numpy as np
 import torch
 
-from monodepth2_geopt.experiments import (MODE_FLAGS, evaluate_weights, make_trainer, prepare_synthetic,
+from monodepth2_geopt.tools.experiments import (MODE_FLAGS, evaluate_weights, make_trainer, prepare_synthetic,
                                           train_steps)
 from monodepth2_geopt.flow_diagnostics import diagnose_samples, ground_truth_samples
 
@@ -113,7 +113,7 @@ def pretext_run(args, data, samples, kind, name, seed, extra, label):
 
 
 def part_pretext(args):
-    from monodepth2_geopt.synthetic import generate_dataset
+    from monodepth2_geopt.tools.synthetic import generate_dataset
     root = Path(args.work) / "pretext_world"
     if not (root / "splits").is_dir():
         generate_dataset(root, num_drives=args.drives, frames_per_drive=args.frames, width=args.width,
@@ -133,7 +133,7 @@ def part_pretext(args):
 
 def part_real(args):
     from monodepth2_geopt.flow_diagnostics import frames_dataset, video_samples
-    from monodepth2_geopt.video import ExtractOptions, extract_videos
+    from monodepth2_geopt.tools.video import ExtractOptions, extract_videos
     frames = Path(args.work) / f"real_frames_stride{args.frame_stride}"
     if not (frames / "train_files.txt").is_file():
         extract_videos(args.videos, frames, ExtractOptions(fps=args.fps, max_side=640, stride=args.frame_stride),
@@ -208,7 +208,7 @@ def transfer_seed(args, data, split, samples, seed) -> tuple[list, dict]:
 
     Every result goes to ``<work>/transfer_results.json`` as soon as it is measured, so an interrupted call (or
     seeds run by other calls with the same --work) is resumed, not recomputed."""
-    from monodepth2_geopt.synthetic import generate_video
+    from monodepth2_geopt.tools.synthetic import generate_video
     cache_file = Path(args.work) / "transfer_results.json"
     cache = common.read_json(cache_file)
     depth_names = [f"depth_{mode}_{init}_{seed}" for mode in args.modes for init in TRANSFER_INITS]

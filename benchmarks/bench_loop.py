@@ -80,7 +80,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no_write", action="store_true")
     args = p.parse_args()
-    from monodepth2_geopt.experiments import prepare_synthetic
+    from monodepth2_geopt.tools.experiments import prepare_synthetic
     data, split = prepare_synthetic(Path(tempfile.gettempdir()) / f"m2g_loop_{args.width}x{args.height}_{args.frames}",
                                     args.width, args.height, drives=2, frames=args.frames, seed=0)
     roots = [Path(r).resolve() for r in args.roots]

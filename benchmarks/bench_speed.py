@@ -23,7 +23,7 @@ from monodepth2_geopt.options import MonodepthOptions
 
 def make_data(root: Path, width: int, height: int, frames: int) -> Path:
     """KITTI-layout JPEG frames + split files (built-in synthetic world), written once."""
-    from monodepth2_geopt.synthetic import generate_dataset
+    from monodepth2_geopt.tools.synthetic import generate_dataset
     if not (root / "splits" / "train_files.txt").exists():
         generate_dataset(root, num_drives=2, frames_per_drive=frames, width=width, height=height, seed=0, ext="jpg")
     return root

@@ -162,7 +162,7 @@ MONO_STEPS, MONO_AUTOMASK_WARMUP = 250, 75
 def synthetic_trainer(world, log_dir, name: str, mode: str, seed: int = 0, extra=()):
     """A CPU Trainer on a synthetic world from ``prepare_synthetic``: ResNet-18 from scratch, 160x64, batch 4,
     lr 2e-4, no loader workers; ``mode`` is "M", "S" or "MS"; ``extra`` are more train.py flags."""
-    from monodepth2_geopt.experiments import MODE_FLAGS, make_trainer
+    from monodepth2_geopt.tools.experiments import MODE_FLAGS, make_trainer
     data, split = world
     torch.manual_seed(seed)
     return make_trainer(["--data_path", data, "--png", "--split", split, "--height", SYNTH_HEIGHT,
@@ -175,7 +175,7 @@ def train_synthetic(world, log_dir: Path, mode: str, steps: int, extra=()):
     """Train ``mode`` from scratch for ``steps`` (``synthetic_trainer``) and evaluate on the held-out drive: S
     metric, M and MS per-image median scaled. Returns a namespace with ``before`` / ``after`` (metrics of the
     untrained and trained networks), ``stats`` (from ``train_steps``) and ``weights`` (the trained folder)."""
-    from monodepth2_geopt.experiments import evaluate_weights, save_initial, train_steps
+    from monodepth2_geopt.tools.experiments import evaluate_weights, save_initial, train_steps
     data, split = world
     stereo = mode == "S"
     trainer = synthetic_trainer(world, log_dir, mode, mode, extra=extra)
@@ -189,7 +189,7 @@ def train_synthetic(world, log_dir: Path, mode: str, steps: int, extra=()):
 def mono_world(tmp_path_factory):
     """A 5-drive synthetic world at 160x64: drives 1-4 train (more scenes and speeds for the pose network),
     drive 5 is the held-out test drive. Returns (data_path, split_dir)."""
-    from monodepth2_geopt.experiments import prepare_synthetic
+    from monodepth2_geopt.tools.experiments import prepare_synthetic
     return prepare_synthetic(tmp_path_factory.mktemp("mono_world"), SYNTH_WIDTH, SYNTH_HEIGHT, drives=5,
                              frames=30, seed=0)
 

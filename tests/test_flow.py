@@ -105,7 +105,7 @@ def test_automask_rewards_a_wrong_global_shift_so_flow_loss_defaults_to_no_autom
     with the mask ANY constant 1-2 px shift scores better than zero flow (pixels it hurts fall back to the
     identity error), which is the direction a network drifts to first; without it such shifts are penalised
     while the true flow still wins. Measured: zero 0.089, true 0.025/0.032, shift (2, 0) 0.066 vs 0.167."""
-    from monodepth2_geopt import synthetic
+    from monodepth2_geopt.tools import synthetic
     from monodepth2_geopt.flow import load_image
     from monodepth2_geopt.flow_io import read_flow_png
 

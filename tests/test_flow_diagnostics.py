@@ -157,7 +157,8 @@ def test_aggregate_weights_and_table():
 def test_evaluate_flow_json_on_a_real_model(tmp_path, monkeypatch, capsys):
     """evaluate_flow.py end to end on an untrained model folder and the synthetic world's ground truth."""
     import evaluate_flow
-    from monodepth2_geopt import checkpoint, synthetic
+    from monodepth2_geopt import checkpoint
+    from monodepth2_geopt.tools import synthetic
     from monodepth2_geopt.errors import run_cli
     from monodepth2_geopt.networks import ResnetEncoder
     from monodepth2_geopt.networks.flow_decoder import FlowDecoder
@@ -187,7 +188,7 @@ def test_evaluate_flow_json_on_a_real_model(tmp_path, monkeypatch, capsys):
 def test_evaluate_flow_is_diagnose_per_pair_in_kitti_units(tmp_path):
     """The two flow evaluators agree: evaluate_flow (streamed, Fl in percent) vs diagnose_samples (batched,
     Fl as a fraction) on the same ground-truth pairs."""
-    from monodepth2_geopt import synthetic
+    from monodepth2_geopt.tools import synthetic
     from monodepth2_geopt.flow import find_flow_pairs
     from monodepth2_geopt.networks import ResnetEncoder
     from monodepth2_geopt.networks.flow_decoder import FlowDecoder

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
-from monodepth2_geopt import checkpoint, networks, synthetic
+from monodepth2_geopt import checkpoint, networks
+from monodepth2_geopt.tools import synthetic
 from monodepth2_geopt.batch import prepare_batch
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.flow import find_flow_pairs
@@ -236,7 +237,7 @@ def test_kitti_test_drives_are_excluded_from_pretraining(tmp_path, capsys):
 
 def test_pretraining_uses_extract_frames_lists_and_validates_on_held_out_frames(tmp_path, capsys):
     from monodepth2_geopt.flow_task import flow_trainer
-    from monodepth2_geopt.video import write_split_files
+    from monodepth2_geopt.tools.video import write_split_files
 
     video = synthetic.generate_video(tmp_path / "frames", num_sequences=1, frames=24, width=W, height=H)
     train, val = write_split_files(tmp_path / "frames", [("seq_000", 24)], val_fraction=0.2)

@@ -10,7 +10,7 @@ test runs 100 steps for a margin across machines and checks bounds well inside t
 import pytest
 import torch
 
-from monodepth2_geopt.experiments import make_trainer
+from monodepth2_geopt.tools.experiments import make_trainer
 from monodepth2_geopt.flow_diagnostics import diagnose_samples, ground_truth_samples
 
 pytestmark = pytest.mark.slow  # a GeoPt pretraining of 100 steps at 320x96 (about 6 min on 2 cores)
@@ -20,7 +20,7 @@ H, W, STEPS, BATCH = 96, 320, 100, 8
 
 @pytest.fixture(scope="module")
 def pretext_run(tmp_path_factory, one_thread):  # one thread: the numerics of the measured run
-    from monodepth2_geopt import synthetic
+    from monodepth2_geopt.tools import synthetic
     root = tmp_path_factory.mktemp("pretext")
     # The world of `bench_geopt.py --part pretext` (5 training drives, 1 held out), so the curve there is this run's.
     info = synthetic.generate_dataset(root / "world", num_drives=6, frames_per_drive=40, width=W, height=H, seed=0,

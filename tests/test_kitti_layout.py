@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from monodepth2_geopt import kitti_layout as layout
-from monodepth2_geopt import synthetic
+from monodepth2_geopt.tools import synthetic
 from monodepth2_geopt.datasets import KITTIDepthDataset, KITTIRAWDataset
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.fileio import atomic_path, atomic_write_text
@@ -60,7 +60,7 @@ def test_a_line_without_side_is_the_left_camera_but_kitti_datasets_refuse_it(wor
 
 @pytest.mark.parametrize("side", ["l", "r"])
 def test_synthetic_frame_paths_are_the_readers_paths(world, side):
-    written = synthetic._frame_files(str(world), DRIVE, 1, ".png", velodyne=True)
+    written = synthetic.frame_files(str(world), DRIVE, 1, ".png", velodyne=True)
     raw = dataset(KITTIRAWDataset, world, [f"{DRIVE} 1 {side}"])
     depth = dataset(KITTIDepthDataset, world, [f"{DRIVE} 1 {side}"])
     assert raw.get_image_path(DRIVE, 1, side) == written[f"image_{side}"]
@@ -72,7 +72,7 @@ def test_synthetic_frame_paths_are_the_readers_paths(world, side):
 
 
 def test_synthetic_depth_png_reads_back_through_the_readers(world):
-    exact = np.load(synthetic._frame_files(str(world), DRIVE, 1, ".png", False)["depth_npy_l"])
+    exact = np.load(synthetic.frame_files(str(world), DRIVE, 1, ".png", False)["depth_npy_l"])
     quantised = np.where(exact * 256 <= 65535, np.round(exact.astype(np.float64) * 256) / 256, 0)
     via_export = gt_depth_for_frame(world, DRIVE, 1, "l", source="depth_png")
     np.testing.assert_array_equal(via_export, quantised.astype(np.float32))
@@ -84,9 +84,9 @@ def test_synthetic_depth_png_reads_back_through_the_readers(world):
 
 def test_synthetic_flow_png_is_found_from_split_lines_and_from_images(world):
     (target, source, gt), = find_flow_pairs(world, [f"{DRIVE} 1 l"])
-    written = synthetic._frame_files(str(world), DRIVE, 1, ".png", False)
+    written = synthetic.frame_files(str(world), DRIVE, 1, ".png", False)
     assert (str(target), str(gt)) == (written["image_l"], written["flow"])
-    assert str(source) == synthetic._frame_files(str(world), DRIVE, 2, ".png", False)["image_l"]
+    assert str(source) == synthetic.frame_files(str(world), DRIVE, 2, ".png", False)["image_l"]
     assert str(layout.flow_png_of_image(target)) == written["flow"]
     assert ground_truth_path(target, 32, 64) == gt
     with pytest.raises(InputError, match="no flow ground truth"):  # the world has no right-camera flow

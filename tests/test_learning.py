@@ -10,7 +10,7 @@ auto-masking (needed for static frames in real data) is switched on afterwards.
 """
 import pytest
 
-from monodepth2_geopt.experiments import prepare_synthetic
+from monodepth2_geopt.tools.experiments import prepare_synthetic
 from tests.conftest import MONO_AUTOMASK_WARMUP, MONO_STEPS, SYNTH_HEIGHT, SYNTH_WIDTH, train_synthetic
 
 pytestmark = pytest.mark.slow  # M and S trainings of 250 steps

@@ -21,7 +21,7 @@ import torch
 from monodepth2_geopt import checkpoint
 from monodepth2_geopt.depth_task import depth_trainer
 from monodepth2_geopt.errors import InputError
-from monodepth2_geopt.experiments import prepare_synthetic
+from monodepth2_geopt.tools.experiments import prepare_synthetic
 from monodepth2_geopt.flow_task import flow_trainer
 from monodepth2_geopt.options import MonodepthOptions
 

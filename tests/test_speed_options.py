@@ -1,7 +1,7 @@
 """The speed options do not change the training result."""
 import pytest
 
-from monodepth2_geopt.experiments import evaluate_weights, train_steps
+from monodepth2_geopt.tools.experiments import evaluate_weights, train_steps
 from tests.conftest import synthetic_trainer
 
 pytestmark = pytest.mark.slow  # 100-step continuations of the shared M run (itself slow)

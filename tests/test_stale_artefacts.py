@@ -16,7 +16,8 @@ import pytest
 import torch
 from PIL import Image
 
-from monodepth2_geopt import fileio, splits, synthetic
+from monodepth2_geopt import fileio, splits
+from monodepth2_geopt.tools import synthetic
 from monodepth2_geopt.datasets import KITTIRAWDataset
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.evaluation import evaluate

@@ -1,4 +1,5 @@
-"""Geometry checks of the synthetic KITTI-format generator (monodepth2_geopt.synthetic)."""
+"""Geometry checks of the synthetic KITTI-format generator (monodepth2_geopt.tools.synthetic), through its public
+interfaces: the files written, :class:`World` / :class:`View`, and the scene and ray caster a world is made of."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from monodepth2_geopt import synthetic as syn
+from monodepth2_geopt.tools import synthetic as syn
 from monodepth2_geopt.flow_io import read_flow_png
 
 W, H = 160, 48
@@ -178,7 +179,7 @@ def test_flow_matches_geometry(which, static_data, moving_data):
     poses = read_poses(os.path.join(drive, "poses.txt"))
     world = None
     if which == "moving":
-        world = syn.World(seed=syn._world_seed(11, 0, 1), num_frames=N, width=W, height=H, moving_objects=6,
+        world = syn.World(seed=syn.drive_seed(11, 0), num_frames=N, width=W, height=H, moving_objects=6,
                           brightness_change=0.0)
     moving_checked = 0
     for t in range(N - 1):
@@ -201,13 +202,13 @@ def test_flow_matches_geometry(which, static_data, moving_data):
             assert valid[inside].mean() > 0.9
         else:
             view = world.render(t)
-            movers = np.flatnonzero(np.any(world._box_vel != 0, axis=1)) + 2
+            movers = np.flatnonzero(np.any(world.scene.boxes.vel != 0, axis=1)) + 2
             on_mover = np.isin(view.surface, movers) & valid
             static = valid & ~np.isin(view.surface, movers)
             assert np.linalg.norm(flow - rigid, axis=-1)[static].max() < 0.02
             if on_mover.any():
                 # moving points: projection of (X + velocity) into frame t+1
-                vel = world._box_vel[view.surface[on_mover] - 2]
+                vel = world.scene.boxes.vel[view.surface[on_mover] - 2]
                 pts = view.points[on_mover] + vel
                 c2w1 = world.camera_to_scene(t + 1)
                 pc = (pts - c2w1[:3, 3]) @ c2w1[:3, :3]
@@ -283,7 +284,7 @@ def test_stereo_disparity(static_data):
 
 def test_in_memory_world_matches_disk(static_data):
     drive = static_data["drive_dirs"][0]
-    world = syn.World(seed=syn._world_seed(7, 0, 1), num_frames=N, width=W, height=H, brightness_change=0.0)
+    world = syn.World(seed=syn.drive_seed(7, 0), num_frames=N, width=W, height=H, brightness_change=0.0)
     view = world.render(3)
     img, depth = load_frame(drive, 3)
     assert np.array_equal(view.image, img) and np.array_equal(view.depth, depth)
@@ -365,15 +366,15 @@ def test_culled_ray_casting_is_exact():
         for side in ("l", "r"):
             c2s = world.camera_to_scene(frame, side)
             o, rot = c2s[:3, 3], c2s[:3, :3]
-            fast = world._cast_grid(o, rot, float(frame))
-            d = world._grid_dirs_cam @ rot.T
+            fast = world.caster.cast_grid(o, rot, float(frame))
+            d = world.caster.grid_directions @ rot.T
             # brute force: every box against every ray
             t = np.full(len(d), np.inf)
             surf = np.zeros(len(d), int)
             g = d[:, 1] > 1e-12
             tg = np.where(g, (syn.CAMERA_HEIGHT - o[1]) / np.where(g, d[:, 1], 1), np.inf)
             pg = o + np.where(g, tg, 0)[:, None] * d
-            okg = g & (np.abs(pg[:, 0]) <= 100) & (pg[:, 2] >= world._z_min) & (pg[:, 2] <= world._z_max)
+            okg = g & (np.abs(pg[:, 0]) <= 100) & (pg[:, 2] >= world.scene.z_min) & (pg[:, 2] <= world.scene.z_max)
             t[okg], surf[okg] = tg[okg], 1
             bmin, bmax = world.boxes_at(float(frame))
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -389,7 +390,24 @@ def test_culled_ray_casting_is_exact():
         # arbitrary-ray caster (used for LiDAR and occlusion tests) agrees with the grid caster
         c2s = world.camera_to_scene(frame)
         o, rot = c2s[:3, 3], c2s[:3, :3]
-        d = world._grid_dirs_cam @ rot.T
-        flat = world._cast_rays(o, rot, d, float(frame))
-        grid = world._cast_grid(o, rot, float(frame))
+        d = world.caster.grid_directions @ rot.T
+        flat = world.caster.cast_rays(o, rot, d, float(frame))
+        grid = world.caster.cast_grid(o, rot, float(frame))
         assert np.array_equal(flat.surf, grid.surf.reshape(-1))
+
+
+def test_scene_is_independent_of_the_camera():
+    """The scene (drive, boxes, light) depends on the seed only: a world at 3x the image size sees the same street,
+    and pixel (i, j) of the small image is the ray of pixel (3i, 3j) of the large one (KITTI K scales with size)."""
+    small = syn.World(seed=9, num_frames=4, width=32, height=12, moving_objects=3)
+    large = syn.World(seed=9, num_frames=4, width=96, height=36, moving_objects=3)
+    assert np.array_equal(small.poses, large.poses)
+    for name in ("min0", "max0", "vel", "color"):
+        assert np.array_equal(getattr(small.scene.boxes, name), getattr(large.scene.boxes, name)), name
+    assert np.array_equal(small.scene.style.sun, large.scene.style.sun)
+    lo, hi = small.boxes_at(2.5)
+    assert np.array_equal(hi, large.scene.boxes.max0 + 2.5 * large.scene.boxes.vel) and np.all(lo < hi)
+    a, b = small.render(2), large.render(2)
+    same = a.surface == b.surface[::3, ::3]
+    assert same.mean() > 0.99  # (exactly 1 here; a grazing ray may round the other way elsewhere)
+    assert np.allclose(a.depth[same], b.depth[::3, ::3][same], rtol=1e-6)

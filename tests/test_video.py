@@ -1,4 +1,4 @@
-"""Tests of the video frame extractor (monodepth2_geopt/video.py, extract_frames.py).
+"""Tests of the video frame extractor (monodepth2_geopt/tools/video.py, extract_frames.py).
 
 A synthetic 25 fps clip (written here with PyAV) has exactly known content:
 frames 0-19 a texture panning 4 px/frame, 20-23 four copies of frame 19 (static),
@@ -17,7 +17,7 @@ from PIL import Image
 
 av = pytest.importorskip("av")
 
-from monodepth2_geopt.video import (  # noqa: E402
+from monodepth2_geopt.tools.video import (  # noqa: E402
     ExtractOptions,
     VideoExtractionError,
     extract_video,

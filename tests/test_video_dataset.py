@@ -296,7 +296,7 @@ def test_make_mixed_dataset(plain, cityscapes):
 
 def test_reads_extractor_output(tmp_path):
     av = pytest.importorskip("av")  # noqa: F841
-    from monodepth2_geopt.video import ExtractOptions, extract_videos
+    from monodepth2_geopt.tools.video import ExtractOptions, extract_videos
     from tests.test_video import synthetic_frames, write_video
 
     video = tmp_path / "clip.mp4"
@@ -328,7 +328,7 @@ def test_kitti_raw_mini_as_uncalibrated_source():
 
 def test_ground_truth_folders_of_a_kitti_tree_are_not_sequences(tmp_path):
     """The synthetic world writes depth/flow PNGs beside the frames; only image folders are scanned."""
-    from monodepth2_geopt.synthetic import generate_dataset
+    from monodepth2_geopt.tools.synthetic import generate_dataset
     generate_dataset(tmp_path, num_drives=1, frames_per_drive=6, width=64, height=32, seed=0, velodyne=False)
     ds = UncalibratedVideoDataset(tmp_path, height=32, width=64, is_train=False)
     paths = [str(p) for i in range(len(ds)) for p in ds.get_paths(i).values()]

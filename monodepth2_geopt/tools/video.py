@@ -508,6 +508,109 @@ def _remove_staging(out_dir: Path, name: str) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
+def _claim_output(out_dir: Path, name: str, path: Path, opts: ExtractOptions) -> None:
+    """Refuse ``name``'s existing frame folders unless ``opts.overwrite`` (then remove them), clear stale staging
+    folders and create ``out_dir``."""
+    existing = _existing_outputs(out_dir, name)
+    if existing and not opts.overwrite:
+        raise VideoExtractionError(
+            f"output for '{path.name}' already exists: '{existing[0]}' (use overwrite / --overwrite)")
+    for p in existing:
+        shutil.rmtree(p)
+    _remove_staging(out_dir, name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _expected_frames(stream, rate: Fraction | None, start: Fraction, end: Fraction | None) -> int | None:
+    """Frames the stream should decode inside [start, end), for the progress bar (None when unknown)."""
+    if not (stream.frames and rate):
+        return None
+    duration = Fraction(stream.frames) / rate
+    total = round(float(((end if end is not None else duration) - start) * rate))
+    return max(0, min(total, stream.frames))
+
+
+class _Segmenter:
+    """Turns the decoded frames of one video into segments in staging folders, counting into ``result``.
+
+    A scene cut (or a change of resolution) starts a new segment; the resampler picks the frames at the target
+    fps; a frame nearly identical to the last kept one is dropped as static; a segment shorter than
+    ``min_segment_frames`` is discarded when it closes. :meth:`publish` renames the kept segments to their final
+    folders.
+    """
+
+    def __init__(self, out_dir: Path, name: str, opts: ExtractOptions, result: VideoResult, resampler: _Resampler):
+        self.out_dir = out_dir
+        self.name = name
+        self.opts = opts
+        self.result = result
+        self.resampler = resampler
+        self.kept: list[_SegmentWriter] = []
+        self.current: _SegmentWriter | None = None
+        self.part = 0
+        self.prev_thumb: np.ndarray | None = None
+        self.last_kept: np.ndarray | None = None
+        self.cut_pending = False
+
+    def _is_cut(self, thumb: np.ndarray) -> bool:
+        prev, opts = self.prev_thumb, self.opts
+        # a change of resolution mid-stream also starts a new segment
+        return (
+            prev.shape != thumb.shape
+            or (opts.cut_threshold > 0 and mean_abs_difference(prev, thumb) >= opts.cut_threshold)
+            or (opts.cut_hist_threshold > 0 and histogram_distance(prev, thumb) >= opts.cut_hist_threshold)
+        )
+
+    def _is_static(self, thumb: np.ndarray) -> bool:
+        last, opts = self.last_kept, self.opts
+        return (opts.static_threshold > 0 and last is not None and last.shape == thumb.shape
+                and mean_abs_difference(last, thumb) < opts.static_threshold)
+
+    def add(self, t: Fraction, frame) -> None:
+        """One decoded frame at time ``t``: detect a cut, resample, drop if static, else write it."""
+        result = self.result
+        result.decoded += 1
+        thumb = grey_thumbnail(frame)
+        if self.prev_thumb is not None and self._is_cut(thumb):
+            result.cut_times.append(round(float(t), 6))
+            self.cut_pending = True
+        self.prev_thumb = thumb
+        if not self.resampler.take(t):
+            return
+        result.sampled += 1
+        if self.current is None or self.cut_pending:
+            self.close()
+            size = output_size(frame.width, frame.height, self.opts)
+            self.current = _SegmentWriter(self.out_dir / f".{self.name}.part{self.part:03d}", self.opts, size)
+            self.part += 1
+            self.cut_pending = False
+        elif self._is_static(thumb):
+            result.dropped_static += 1
+            return
+        self.current.write(frame, t)
+        self.last_kept = thumb
+
+    def close(self) -> None:
+        """Close the current segment: keep it, or discard it when it is too short."""
+        current, self.current = self.current, None
+        if current is None:
+            return
+        if len(current.times) >= self.opts.min_segment_frames:
+            self.kept.append(current)
+        else:
+            self.result.dropped_short += len(current.times)
+            shutil.rmtree(current.dir, ignore_errors=True)
+
+    def publish(self) -> None:
+        """Rename the kept staging folders to ``<name>`` (one segment) or ``<name>_segNN`` and record them."""
+        single = len(self.kept) == 1
+        for i, seg in enumerate(self.kept):
+            folder = self.name if single else f"{self.name}_seg{i:02d}"
+            seg.dir.rename(self.out_dir / folder)
+            self.result.segments.append(SegmentResult(folder=folder, num_frames=len(seg.times), times=seg.times))
+        self.result.kept = sum(s.num_frames for s in self.result.segments)
+
+
 def extract_video(
     video_path: str | Path,
     out_dir: str | Path,
@@ -526,91 +629,26 @@ def extract_video(
 
     container, stream = _open_video(path)
     try:
-        existing = _existing_outputs(out_dir, name)
-        if existing and not opts.overwrite:
-            raise VideoExtractionError(
-                f"output for '{path.name}' already exists: '{existing[0]}' (use overwrite / --overwrite)")
-        for p in existing:
-            shutil.rmtree(p)
-        _remove_staging(out_dir, name)
-        out_dir.mkdir(parents=True, exist_ok=True)
-
+        _claim_output(out_dir, name, path, opts)
         stream.thread_type = "AUTO"
         rate = _stream_rate(stream)
-        src_w, src_h = stream.codec_context.width, stream.codec_context.height
-        result = VideoResult(source=str(path), name=name, width=src_w, height=src_h,
-                             source_fps=float(rate) if rate else 0.0)
+        result = VideoResult(source=str(path), name=name, width=stream.codec_context.width,
+                             height=stream.codec_context.height, source_fps=float(rate) if rate else 0.0)
         start = _as_fraction(opts.start)
         end = _as_fraction(opts.end) if opts.end is not None else None
-        resampler = _Resampler(opts.fps, rate, start)
-
-        total = None
-        if stream.frames and rate:
-            duration = Fraction(stream.frames) / rate
-            total = round(float(((end if end is not None else duration) - start) * rate))
-            total = max(0, min(total, stream.frames))
+        segmenter = _Segmenter(out_dir, name, opts, result, _Resampler(opts.fps, rate, start))
         state = {"truncated": False}
-        kept_segments: list[_SegmentWriter] = []
-        current: _SegmentWriter | None = None
-        part = 0
-        prev_thumb = None
-        last_kept = None
-        cut_pending = False
-
-        def close_current() -> None:
-            if current is None:
-                return
-            if len(current.times) >= opts.min_segment_frames:
-                kept_segments.append(current)
-            else:
-                result.dropped_short += len(current.times)
-                shutil.rmtree(current.dir, ignore_errors=True)
 
         from tqdm import tqdm
 
-        with tqdm(total=total, desc=name, unit="frame", leave=False, disable=not progress) as bar:
+        with tqdm(total=_expected_frames(stream, rate, start, end), desc=name, unit="frame", leave=False,
+                  disable=not progress) as bar:
             for t, frame in _iter_frames(container, stream, path, start, end, state):
                 bar.update(1)
-                result.decoded += 1
-                thumb = grey_thumbnail(frame)
-                if prev_thumb is not None:
-                    # a change of resolution mid-stream also starts a new segment
-                    is_cut = (
-                        prev_thumb.shape != thumb.shape
-                        or (opts.cut_threshold > 0
-                            and mean_abs_difference(prev_thumb, thumb) >= opts.cut_threshold)
-                        or (opts.cut_hist_threshold > 0
-                            and histogram_distance(prev_thumb, thumb) >= opts.cut_hist_threshold)
-                    )
-                    if is_cut:
-                        result.cut_times.append(round(float(t), 6))
-                        cut_pending = True
-                prev_thumb = thumb
-                if not resampler.take(t):
-                    continue
-                result.sampled += 1
-                if current is None or cut_pending:
-                    close_current()
-                    size = output_size(frame.width, frame.height, opts)
-                    current = _SegmentWriter(out_dir / f".{name}.part{part:03d}", opts, size)
-                    part += 1
-                    cut_pending = False
-                elif (opts.static_threshold > 0 and last_kept is not None and last_kept.shape == thumb.shape
-                      and mean_abs_difference(last_kept, thumb) < opts.static_threshold):
-                    result.dropped_static += 1
-                    continue
-                current.write(frame, t)
-                last_kept = thumb
-        close_current()
+                segmenter.add(t, frame)
+        segmenter.close()
         result.truncated = state["truncated"]
-
-        # rename the staging folders to their final names
-        single = len(kept_segments) == 1
-        for i, seg in enumerate(kept_segments):
-            folder = name if single else f"{name}_seg{i:02d}"
-            seg.dir.rename(out_dir / folder)
-            result.segments.append(SegmentResult(folder=folder, num_frames=len(seg.times), times=seg.times))
-        result.kept = sum(s.num_frames for s in result.segments)
+        segmenter.publish()
         return result
     except BaseException:
         _remove_staging(out_dir, name)

@@ -86,7 +86,7 @@ def prepare_synthetic(root: str | os.PathLike, width: int, height: int, drives: 
                       seed: int = 0) -> tuple[Path, Path]:
     """Generate (once) a synthetic world and its test ground truth; returns (data_path, split_dir)."""
     from monodepth2_geopt.gt_depth import export_gt_depths
-    from monodepth2_geopt.synthetic import generate_dataset
+    from monodepth2_geopt.tools.synthetic import generate_dataset
     root = Path(root)
     split_dir = root / "splits"
     if not (split_dir / "gt_depths.npz").exists():
