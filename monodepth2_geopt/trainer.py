@@ -219,7 +219,7 @@ class Trainer:
                  f"channels_last {'on' if self.channels_last else 'off'}, {self.dist.world_size} process(es))\n"
                  f"{data.description}")
         self.pending_rng = None
-        self.loss_history: list[torch.Tensor] | None = None  # experiments.train_steps records the losses
+        self.loss_history: list[torch.Tensor] | None = None  # tools.experiments.train_steps records the losses
         if self.resume_from is not None:
             self.load_resume_state(self.resume_from)
 
@@ -340,7 +340,7 @@ class Trainer:
 
     def train(self, max_steps: int | None = None, save_at_stop: bool = True) -> Path | None:
         """Train to the end of ``--num_epochs``, or until ``max_steps`` optimisation steps in all (the step budget of
-        ``experiments.train_steps``; a later call continues from there). Returns the last weights folder saved
+        ``tools.experiments.train_steps``; a later call continues from there). Returns the last weights folder saved
         (rank 0); ``save_at_stop=False``: no save when ``max_steps`` ends the call inside an epoch."""
         opt = self.opt
         if self.lock is not None and not self.lock.held:
