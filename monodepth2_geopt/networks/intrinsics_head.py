@@ -3,9 +3,9 @@
 A 1x1 convolution on the pose encoder's deepest features of an image pair, averaged over space, gives four raw
 values per pair. They become Monodepth2's *normalised* intrinsics (fx/W, fy/H, cx/W, cy/H):
 
-* focal lengths ``softplus(raw)``: always > 0 (DfVitW: softplus(conv) x [W, H]);
-* principal point ``sigmoid(raw)``: always inside the image (DfVitW leaves it free as conv + 0.5; the sigmoid
-  keeps it in (0, 1) and equals 0.5 + raw / 4 near the centre).
+* focal lengths ``EPS + softplus(raw)``: always > 0 (DfVitW: softplus(conv) x [W, H]);
+* principal point ``EPS + (1 - 2 EPS) sigmoid(raw)``: always inside the image (DfVitW leaves it free as conv + 0.5;
+  the sigmoid keeps it inside and is about 0.5 + raw / 4 near the centre).
 
 raw = conv(FEATURE_SCALE x features).mean + GAIN x bias + raw(init). The convolution (no bias) and ``bias`` start at
 zero, so every pair first predicts exactly ``init`` (``raw_init`` is a buffer). Adam moves each parameter by about
@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 GAIN = 10.0
+EPS = 1e-3  # focal >= EPS and principal point in [EPS, 1 - EPS] even where softplus / sigmoid saturate in float32
 FEATURE_SCALE = 0.01
 EMA_MOMENTUM = 0.01
 
@@ -41,7 +42,7 @@ def logit(p: float) -> float:
 
 def check_normalised_k(k, what: str = "intrinsics") -> None:
     fx, fy, cx, cy = k
-    if not (fx > 0 and fy > 0 and 0 < cx < 1 and 0 < cy < 1):
+    if not (fx > EPS and fy > EPS and EPS < cx < 1 - EPS and EPS < cy < 1 - EPS):
         raise ValueError(f"{what} {tuple(k)}: normalised fx, fy must be > 0 and cx, cy inside (0, 1)")
 
 
@@ -55,15 +56,16 @@ class IntrinsicsHead(nn.Module):
         nn.init.zeros_(self.conv.weight)
         self.bias = nn.Parameter(torch.zeros(4))
         fx, fy, cx, cy = (float(v) for v in init)
-        self.register_buffer("raw_init", torch.tensor([softplus_inverse(fx), softplus_inverse(fy), logit(cx),
-                                                       logit(cy)]))
+        pp = lambda c: logit((c - EPS) / (1 - 2 * EPS))  # noqa: E731
+        self.register_buffer("raw_init", torch.tensor([softplus_inverse(fx - EPS), softplus_inverse(fy - EPS), pp(cx),
+                                                       pp(cy)]))
         self.register_buffer("running_mean", torch.tensor([fx, fy, cx, cy]))
         self.register_buffer("running_var", torch.zeros(4))
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.int64))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         raw = self.conv(FEATURE_SCALE * features).float().mean(dim=(2, 3)) + GAIN * self.bias + self.raw_init
-        k = torch.cat([F.softplus(raw[:, :2]), torch.sigmoid(raw[:, 2:])], 1)
+        k = torch.cat([EPS + F.softplus(raw[:, :2]), EPS + (1 - 2 * EPS) * torch.sigmoid(raw[:, 2:])], 1)
         if self.training:
             self.update_stats(k.detach())
         return k
