@@ -2,6 +2,8 @@
 
     python benchmarks/bench_intrinsics.py --steps 250 --seeds 0
     python benchmarks/bench_intrinsics.py --steps 250 --seeds 0 1 2 --init 0.70 1.60 0.5 0.5
+    python extract_frames.py ../shared/data/videos/solidWhiteRight.mp4 --out_dir /tmp/frames --fps 10 --max_side 320
+    python benchmarks/bench_intrinsics.py --real /tmp/frames --steps 150   # real video: is the focal length stable?
 
 Per seed, two M runs with the same seed, data and step budget (160x64, batch 4, ResNet-18 from scratch, lr 2e-4,
 --automask_warmup 75, as tests/conftest.py's M run): one with the true intrinsics (the dataset's K, which is exact
@@ -26,6 +28,7 @@ from monodepth2_geopt.intrinsics import predict_sequences
 TRUE_K = (0.58, 1.92, 0.5, 0.5)
 CACHE = common.ROOT / "benchmarks" / "measured" / "intrinsics.json"
 SECTION = "Learned intrinsics on the synthetic world (issue 14, part 1)"
+REAL_SECTION = "Learned intrinsics on real video (issue 14, part 1)"
 
 
 def run(world, log_dir, seed, steps, every, learn, init):
@@ -38,8 +41,8 @@ def run(world, log_dir, seed, steps, every, learn, init):
                             "--seed", seed, "--learning_rate", "2e-4", "--no_cuda", "--automask_warmup", 75, *extra])
     curve, done = [], 0
     while done < steps:
-        done = min(done + every, steps)
-        stats = train_steps(trainer, done)
+        stats = train_steps(trainer, min(every, steps - done))  # train_steps counts steps from where it is
+        done = trainer.step
         if learn:
             k = trainer.models["intrinsics"].running_mean.tolist()
             curve.append([done, k[0], k[1]])
@@ -55,6 +58,36 @@ def run(world, log_dir, seed, steps, every, learn, init):
     return out
 
 
+def real(frames, steps, every, logs):
+    """M with --learn_intrinsics on extract_frames.py folders (--dataset video, default initial guess), 160x96."""
+    torch.manual_seed(0)
+    trainer = make_trainer(["--dataset", "video", "--data_path", frames, "--height", 96, "--width", 160,
+                            "--batch_size", 4, "--num_workers", 0, "--weights_init", "scratch", "--no_progress",
+                            "--log_dir", logs, "--model_name", "real", "--seed", 0, "--learning_rate", "2e-4",
+                            "--no_cuda", "--learn_intrinsics", "--automask_warmup", 50])
+    rows = []
+    while trainer.step < steps:
+        stats = train_steps(trainer, min(every, steps - trainer.step))
+        h = trainer.models["intrinsics"]
+        k, sd = h.running_mean.tolist(), h.running_var.sqrt().tolist()
+        rows.append([trainer.step, f"{k[0]:.4f} ± {sd[0]:.4f}", f"{k[1]:.4f} ± {sd[1]:.4f}", f"{k[2]:.3f}",
+                     f"{k[3]:.3f}", f"{stats['last_loss']:.4f}"])
+        print(rows[-1], flush=True)
+    seqs = predict_sequences(stats["weights"], frames)
+    per_seq = [[name, r["pairs"], f"{r['fx']['mean']:.4f} ± {r['fx']['sd']:.4f}",
+                f"{r['fy']['mean']:.4f} ± {r['fy']['sd']:.4f}", f"{r['fx_px']:.1f} / {r['fy_px']:.1f}"]
+               for name, r in seqs.items()]
+    fx_curve = [float(r[1].split()[0]) for r in rows]
+    body = (f"Frames of `{frames}` (extract_frames.py), M from scratch at 160x96, batch 4, {steps} steps, initial "
+            f"guess KITTI's (0.58, 1.92, 0.5, 0.5). Running mean ± running sd of the per-pair predictions during "
+            f"training; fx/W spread over the checkpoints: {min(fx_curve):.4f} .. {max(fx_curve):.4f}.\n\n"
+            + common.table(["step", "fx/W", "fy/H", "cx/W", "cy/H", "loss (last 5)"], rows)
+            + "\n\nAt the end, per sequence (evaluate_intrinsics.py: centred crop, all pairs):\n\n"
+            + common.table(["sequence", "pairs", "fx/W", "fy/H", "fx / fy (px at 160x96)"], per_seq))
+    common.write_section(REAL_SECTION, body, common.command_line())
+    print(body)
+
+
 def err(v, t):
     return 100.0 * (v - t) / t
 
@@ -65,15 +98,19 @@ def main():
     p.add_argument("--every", type=int, default=50)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--init", type=float, nargs=4, default=[0.70, 1.60, 0.5, 0.5])
+    p.add_argument("--real", default=None, help="frame folders of real video: run the real-video check instead")
     p.add_argument("--world", default=None, help="folder of the synthetic world (default: a temporary one)")
     args = p.parse_args()
     torch.set_num_threads(1)
+    if args.real:
+        with tempfile.TemporaryDirectory() as logs:
+            return real(args.real, args.steps, args.every, logs)
     root = Path(args.world or tempfile.mkdtemp(prefix="intr_world_"))
     world = prepare_synthetic(root, 160, 64, drives=5, frames=30, seed=0)
     tag = f"steps{args.steps}_init{'_'.join(map(str, args.init))}"
     with tempfile.TemporaryDirectory() as logs:
         for seed in args.seeds:
-            for learn in (False, True):
+            for learn in (True, False):
                 key = f"{tag}/seed{seed}/{'learn' if learn else 'true'}"
                 if key not in common.read_json(CACHE):
                     common.update_json(CACHE, key, run(world, logs, seed, args.steps, args.every, learn, args.init))
