@@ -131,7 +131,7 @@ def test_video_folders_train_without_calibration_and_print_per_sequence(tmp_path
     weights = Path(stats["weights"])
     assert (weights / "intrinsics.pth").is_file()
     state = torch.load(weights / "intrinsics.pth", weights_only=True)
-    assert int(state["num_updates"]) == 2  # the running mean of the training predictions is in the checkpoint
+    assert int(state["num_updates"]) == 4  # 2 steps x 2 pairs: the running mean of the predictions is saved
     out = subprocess.run([sys.executable, str(ROOT / "evaluate_intrinsics.py"), "--load_weights_folder", weights,
                           "--data_path", frames, "--json", tmp_path / "k.json", "--no_cuda"],
                          capture_output=True, text=True, cwd=ROOT)
