@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from monodepth2_geopt import checkpoint, geometry, networks
+from monodepth2_geopt import checkpoint, geometry, intrinsics, networks
 from monodepth2_geopt.datasets import DATASETS
+from monodepth2_geopt.datasets.mono_dataset import KITTI_NORMALISED_K
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.kitti_layout import parse_split_line
 from monodepth2_geopt.losses import MinReprojectionConfig, depth_objective
@@ -52,6 +54,22 @@ def validate_options(opt) -> None:
         raise InputError("--predictive_mask needs --disable_automasking (the two masks are alternatives)")
     if opt.geopt_pose and opt.pose_model_type != "separate_resnet":
         raise InputError("--geopt_pose needs --pose_model_type separate_resnet")
+    learn = getattr(opt, "learn_intrinsics", False)
+    if learn and opt.use_stereo:
+        raise InputError("--learn_intrinsics is for monocular (M) training: a stereo pair needs known intrinsics and "
+                         "baseline; drop --use_stereo")
+    if opt.dataset == "video" and opt.use_stereo:
+        raise InputError("--dataset video has no stereo pairs (frame folders of one camera): drop --use_stereo")
+    if opt.dataset == "video" and not learn and opt.intrinsics is None:
+        raise InputError("--dataset video frames have no calibration: pass --learn_intrinsics (learn them) or "
+                         "--intrinsics FX FY CX CY (normalised, if you know them)")
+    if learn and opt.pose_model_type != "separate_resnet":
+        raise InputError("--learn_intrinsics needs --pose_model_type separate_resnet (the intrinsics head reads the "
+                         "pose encoder's features of each pair)")
+    if opt.intrinsics is not None and not (opt.intrinsics[0] > 0 and opt.intrinsics[1] > 0
+                                           and 0 < opt.intrinsics[2] < 1 and 0 < opt.intrinsics[3] < 1):
+        raise InputError(f"--intrinsics {' '.join(map(str, opt.intrinsics))}: normalised fx, fy must be > 0 and cx, cy "
+                         "inside (0, 1) (fx/width, fy/height, cx/width, cy/height)")
 
 
 def split_file_lines(split: str, name: str) -> list[str]:
@@ -104,6 +122,7 @@ class DepthTask:
         self.num_pose_frames = 2 if opt.pose_model_input == "pairs" else self.num_input_frames
         self.use_pose_net = not (opt.use_stereo and opt.frame_ids == [0])
         self.pose_model = POSE_MODELS[opt.pose_model_type]
+        self.learn_intrinsics = bool(getattr(opt, "learn_intrinsics", False))
         self.loss_cfg = MinReprojectionConfig(avg_reprojection=opt.avg_reprojection,
                                               automask=not opt.disable_automasking, no_ssim=opt.no_ssim)
         self.warmup_loss_cfg = dataclasses.replace(self.loss_cfg, automask=False)
@@ -119,6 +138,8 @@ class DepthTask:
     def build_data(self, rt: Runtime) -> TaskData:
         self.rt = rt
         opt = self.opt
+        if opt.dataset == "video":
+            return self.build_video_data()
         dataset_cls = DATASETS[opt.dataset]
         train_files = split_file_lines(opt.split, "train")
         val_files = split_file_lines(opt.split, "val")
@@ -138,6 +159,30 @@ class DepthTask:
         return TaskData(train, val_dataset=val,
                         description=f"Using split: {opt.split} | {len(train)} training items and "
                                     f"{len(val)} validation items")
+
+    def video_split_dir(self):
+        """Split lists of --dataset video: --split when given, else those extract_frames.py wrote in --data_path."""
+        default = self.opt.split == "eigen_zhou"
+        if default and (Path(self.opt.data_path) / "train_files.txt").is_file():
+            return Path(self.opt.data_path)
+        return resolve_split_dir(self.opt.split)
+
+    def build_video_data(self) -> TaskData:
+        from monodepth2_geopt.datasets.video_depth_dataset import VideoDepthDataset
+        opt = self.opt
+        split_dir = self.video_split_dir()
+        train_files = split_file_lines(split_dir, "train")
+        k = tuple(opt.intrinsics) if opt.intrinsics is not None else KITTI_NORMALISED_K
+        common = dict(intrinsics=k)
+        train = VideoDepthDataset(opt.data_path, train_files, opt.height, opt.width, opt.frame_ids, is_train=True,
+                                  **common)
+        val = None
+        if (split_dir / "val_files.txt").is_file():
+            val = VideoDepthDataset(opt.data_path, split_file_lines(split_dir, "val"), opt.height, opt.width,
+                                    opt.frame_ids, **common)
+        return TaskData(train, val_dataset=val,
+                        description=f"Frame folders (--dataset video, split {split_dir}): {len(train)} training items "
+                                    f"and {len(val) if val is not None else 0} validation items")
 
     def check_split_images(self, dataset, name: str, rt: Runtime) -> None:
         """Every image of every split line exists, before the first step (a missing frame would otherwise end a
@@ -168,6 +213,9 @@ class DepthTask:
         if self.use_pose_net:
             models.update(self.pose_model.build(models["encoder"], opt.num_layers, pretrained,
                                                 self.num_pose_frames))
+        if self.learn_intrinsics:
+            init = tuple(opt.intrinsics) if opt.intrinsics is not None else KITTI_NORMALISED_K
+            models["intrinsics"] = networks.IntrinsicsHead(models["pose_encoder"].num_ch_enc[-1], init)
         if opt.predictive_mask:
             models["predictive_mask"] = networks.DepthDecoder(models["encoder"].num_ch_enc, opt.scales,
                                                               num_output_channels=len(self.frame_ids) - 1)
@@ -237,13 +285,20 @@ class DepthTask:
         if self.num_pose_frames == 2:
             for f_i in sources:
                 pair = [feats[f_i], feats[0]] if f_i < 0 else [feats[0], feats[f_i]]
-                axisangle, translation = nets["pose"](self.pose_model.inputs(nets, pair))
+                pose_inputs = self.pose_model.inputs(nets, pair)
+                if self.learn_intrinsics:  # per pair: the warp of this pair uses its own K
+                    outputs[("intrinsics", f_i)] = nets["intrinsics"](pose_inputs[0][-1])
+                axisangle, translation = nets["pose"](pose_inputs)
                 outputs[("axisangle", 0, f_i)] = axisangle
                 outputs[("translation", 0, f_i)] = translation
                 outputs[("cam_T_cam", 0, f_i)] = geometry.transformation_from_parameters(
                     axisangle[:, 0].float(), translation[:, 0].float(), invert=(f_i < 0))
         else:
-            axisangle, translation = nets["pose"](self.pose_model.inputs(nets, [feats[f] for f in [0] + sources]))
+            pose_inputs = self.pose_model.inputs(nets, [feats[f] for f in [0] + sources])
+            if self.learn_intrinsics:  # one K for the whole snippet, shared by its sources
+                k = nets["intrinsics"](pose_inputs[0][-1])
+                outputs.update({("intrinsics", f_i): k for f_i in sources})
+            axisangle, translation = nets["pose"](pose_inputs)
             for i, f_i in enumerate(sources):
                 outputs[("axisangle", 0, f_i)] = axisangle[:, i:i + 1]
                 outputs[("translation", 0, f_i)] = translation[:, i:i + 1]
@@ -275,7 +330,12 @@ class DepthTask:
                         invert=frame_id < 0)
                 else:
                     T = outputs[("cam_T_cam", 0, frame_id)]
-                pix = geometry.rigid_pixels(depth, inputs[("K", source_scale)], inputs[("inv_K", source_scale)], T)
+                if self.learn_intrinsics:
+                    K, inv_K = intrinsics.matrices(outputs[("intrinsics", frame_id)], opt.height, opt.width,
+                                                   source_scale)
+                else:
+                    K, inv_K = inputs[("K", source_scale)], inputs[("inv_K", source_scale)]
+                pix = geometry.rigid_pixels(depth, K, inv_K, T)
                 outputs[("color", frame_id, scale)] = geometry.sample(inputs[("color", frame_id, source_scale)],
                                                                       pix, padding_mode="border")
 
@@ -298,7 +358,11 @@ class DepthTask:
             opt.disparity_smoothness, opt.v1_multiscale, masks)
         for s, selection in selections.items():
             outputs[f"identity_selection/{s}"] = selection
-        return {**per_scale, "loss": loss}
+        logged = {}
+        if self.learn_intrinsics:  # TensorBoard scalars: the batch mean of the per-pair predictions
+            k = torch.cat([outputs[("intrinsics", f)] for f in sources]).detach()
+            logged = {f"intrinsics/{n}": k[:, i].mean() for i, n in enumerate(intrinsics.NAMES)}
+        return {**per_scale, **logged, "loss": loss}
 
     # ------------------------------------------------------------------ monitoring
     @torch.no_grad()

@@ -38,8 +38,10 @@ class MonodepthOptions:
                             "or a path to a folder holding train_files.txt and val_files.txt")
         g.add_argument("--num_layers", type=int, default=18, choices=[18, 34, 50, 101, 152],
                        help="number of resnet layers")
-        g.add_argument("--dataset", type=str, default="kitti", choices=["kitti", "kitti_odom", "kitti_depth"],
-                       help="dataset to train on")
+        g.add_argument("--dataset", type=str, default="kitti", choices=["kitti", "kitti_odom", "kitti_depth", "video"],
+                       help="dataset to train on; video: folders of frames from extract_frames.py (no calibration: "
+                            "with --learn_intrinsics, or --intrinsics when known), split lists from --split or, "
+                            "with the default --split, the train_files.txt / val_files.txt in --data_path")
         g.add_argument("--png", action="store_true", help="if set, trains from raw KITTI png files (instead of jpgs)")
         g.add_argument("--height", type=int, default=192, help="input image height (multiple of 32)")
         g.add_argument("--width", type=int, default=640, help="input image width (multiple of 32)")
@@ -57,6 +59,11 @@ class MonodepthOptions:
         g.add_argument("--intrinsics", nargs=4, type=float, default=None, metavar=("FX", "FY", "CX", "CY"),
                        help="normalised intrinsics of your own data (fx/width, fy/height, cx/width, cy/height); "
                             "default: Monodepth2's KITTI values 0.58 1.92 0.5 0.5")
+        g.add_argument("--learn_intrinsics", action="store_true",
+                       help="M training with no calibration (Depth from Video in the Wild): the pose network also "
+                            "predicts the normalised intrinsics of each frame pair, used for that pair's warp; the "
+                            "dataset's K is ignored and --intrinsics (default KITTI's) is the initial guess. "
+                            "Saved as intrinsics.pth; print them per sequence with evaluate_intrinsics.py")
         g.add_argument("--image_cache", type=str, default=None,
                        help="folder of pre-resized uint8 frames written by prepare_cache.py (workers then skip "
                             "JPEG decoding and resizing)")

@@ -1,0 +1,144 @@
+"""Learned intrinsics (--learn_intrinsics, issue 14 part 1) on the synthetic world, whose true K is known.
+
+    python benchmarks/bench_intrinsics.py --steps 250 --seeds 0
+    python benchmarks/bench_intrinsics.py --steps 250 --seeds 0 1 2 --init 0.70 1.60 0.5 0.5
+    python extract_frames.py ../shared/data/videos/solidWhiteRight.mp4 --out_dir /tmp/frames --fps 10 --max_side 320
+    python benchmarks/bench_intrinsics.py --real /tmp/frames --steps 150   # real video: is the focal length stable?
+
+Per seed, two M runs with the same seed, data and step budget (160x64, batch 4, ResNet-18 from scratch, lr 2e-4,
+--automask_warmup 75, as tests/conftest.py's M run): one with the true intrinsics (the dataset's K, which is exact
+for this world: fx/W 0.58, fy/H 1.92, cx = cy = 0.5) and one with --learn_intrinsics starting from a wrong guess
+(--init, default fx +21 %, fy -17 %). Reported: the learned fx, fy (running mean of the training predictions, every
+--every steps, and the mean over the held-out drive's pairs at the end) and their error against the truth, and the
+held-out depth abs_rel (per-image median scaling) of both runs. Results are cached per run in
+benchmarks/measured/intrinsics.json, and the table goes to RESULTS.md whatever it shows.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import common
+import torch
+
+from monodepth2_geopt.experiments import evaluate_weights, make_trainer, prepare_synthetic, train_steps
+from monodepth2_geopt.intrinsics import predict_sequences
+
+TRUE_K = (0.58, 1.92, 0.5, 0.5)
+CACHE = common.ROOT / "benchmarks" / "measured" / "intrinsics.json"
+SECTION = "Learned intrinsics on the synthetic world (issue 14, part 1)"
+REAL_SECTION = "Learned intrinsics on real video (issue 14, part 1)"
+
+
+def run(world, log_dir, seed, steps, every, learn, init):
+    data, split = world
+    torch.manual_seed(seed)
+    extra = ["--learn_intrinsics", "--intrinsics", *map(str, init)] if learn else []
+    trainer = make_trainer(["--data_path", data, "--png", "--split", split, "--height", 64, "--width", 160,
+                            "--batch_size", 4, "--num_workers", 0, "--weights_init", "scratch", "--no_progress",
+                            "--log_dir", log_dir, "--model_name", f"{'learn' if learn else 'true'}_{seed}",
+                            "--seed", seed, "--learning_rate", "2e-4", "--no_cuda", "--automask_warmup", 75, *extra])
+    curve, done = [], 0
+    while done < steps:
+        stats = train_steps(trainer, min(every, steps - done))  # train_steps counts steps from where it is
+        done = trainer.step
+        if learn:
+            k = trainer.models["intrinsics"].running_mean.tolist()
+            curve.append([done, k[0], k[1]])
+            print(f"seed {seed} step {done}: fx/W {k[0]:.4f} fy/H {k[1]:.4f} cx {k[2]:.4f} cy {k[3]:.4f}", flush=True)
+    out = {"abs_rel": evaluate_weights(stats["weights"], data, split)["abs_rel"], "curve": curve}
+    if learn:
+        test = Path(data) / "2000_01_01" / "2000_01_01_drive_0005_sync"  # the held-out drive (left camera)
+        res = predict_sequences(stats["weights"], test, max_pairs=29)
+        left = next(v for k, v in res.items() if k.endswith(" l") or k == ".")
+        out["test_k"] = [left[n]["mean"] for n in ("fx", "fy", "cx", "cy")]
+        out["test_sd"] = [left[n]["sd"] for n in ("fx", "fy", "cx", "cy")]
+    print(seed, "learn" if learn else "true", out, flush=True)
+    return out
+
+
+def real(frames, steps, every, logs):
+    """M with --learn_intrinsics on extract_frames.py folders (--dataset video, default initial guess), 160x96."""
+    torch.manual_seed(0)
+    trainer = make_trainer(["--dataset", "video", "--data_path", frames, "--height", 96, "--width", 160,
+                            "--batch_size", 4, "--num_workers", 0, "--weights_init", "scratch", "--no_progress",
+                            "--log_dir", logs, "--model_name", "real", "--seed", 0, "--learning_rate", "2e-4",
+                            "--no_cuda", "--learn_intrinsics", "--automask_warmup", 50])
+    rows = []
+    while trainer.step < steps:
+        stats = train_steps(trainer, min(every, steps - trainer.step))
+        h = trainer.models["intrinsics"]
+        k, sd = h.running_mean.tolist(), h.running_var.sqrt().tolist()
+        rows.append([trainer.step, f"{k[0]:.4f} ± {sd[0]:.4f}", f"{k[1]:.4f} ± {sd[1]:.4f}", f"{k[2]:.3f}",
+                     f"{k[3]:.3f}", f"{stats['last_loss']:.4f}"])
+        print(rows[-1], flush=True)
+    seqs = predict_sequences(stats["weights"], frames)
+    per_seq = [[name, r["pairs"], f"{r['fx']['mean']:.4f} ± {r['fx']['sd']:.4f}",
+                f"{r['fy']['mean']:.4f} ± {r['fy']['sd']:.4f}", f"{r['fx_px']:.1f} / {r['fy_px']:.1f}"]
+               for name, r in seqs.items()]
+    fx_curve = [float(r[1].split()[0]) for r in rows]
+    body = (f"Frames of `{frames}` (extract_frames.py), M from scratch at 160x96, batch 4, {steps} steps, initial "
+            f"guess KITTI's (0.58, 1.92, 0.5, 0.5). Running mean ± running sd of the per-pair predictions during "
+            f"training; fx/W spread over the checkpoints: {min(fx_curve):.4f} .. {max(fx_curve):.4f}.\n\n"
+            + common.table(["step", "fx/W", "fy/H", "cx/W", "cy/H", "loss (last 5)"], rows)
+            + "\n\nAt the end, per sequence (evaluate_intrinsics.py: centred crop, all pairs):\n\n"
+            + common.table(["sequence", "pairs", "fx/W", "fy/H", "fx / fy (px at 160x96)"], per_seq))
+    common.write_section(REAL_SECTION, body, common.command_line())
+    print(body)
+
+
+def err(v, t):
+    return 100.0 * (v - t) / t
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--steps", type=int, default=250)
+    p.add_argument("--every", type=int, default=50)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--init", type=float, nargs=4, default=[0.70, 1.60, 0.5, 0.5])
+    p.add_argument("--real", default=None, help="frame folders of real video: run the real-video check instead")
+    p.add_argument("--world", default=None, help="folder of the synthetic world (default: a temporary one)")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    if args.real:
+        with tempfile.TemporaryDirectory() as logs:
+            return real(args.real, args.steps, args.every, logs)
+    root = Path(args.world or tempfile.mkdtemp(prefix="intr_world_"))
+    world = prepare_synthetic(root, 160, 64, drives=5, frames=30, seed=0)
+    tag = f"steps{args.steps}_init{'_'.join(map(str, args.init))}"
+    with tempfile.TemporaryDirectory() as logs:
+        for seed in args.seeds:
+            for learn in (True, False):
+                key = f"{tag}/seed{seed}/{'learn' if learn else 'true'}"
+                if key not in common.read_json(CACHE):
+                    common.update_json(CACHE, key, run(world, logs, seed, args.steps, args.every, learn, args.init))
+    cache = common.read_json(CACHE)
+    rows = []
+    for seed in args.seeds:
+        t, l = cache[f"{tag}/seed{seed}/true"], cache[f"{tag}/seed{seed}/learn"]
+        fx, fy = l["curve"][-1][1], l["curve"][-1][2]
+        rows.append([seed, f"{err(args.init[0], TRUE_K[0]):+.1f} / {err(args.init[1], TRUE_K[1]):+.1f}",
+                     " ".join(f"{err(c[1], TRUE_K[0]):+.0f}/{err(c[2], TRUE_K[1]):+.0f}" for c in l["curve"]),
+                     f"{fx:.3f} / {fy:.3f} ({err(fx, TRUE_K[0]):+.1f} / {err(fy, TRUE_K[1]):+.1f})",
+                     f"{l['test_k'][0]:.3f}±{l['test_sd'][0]:.3f} / {l['test_k'][1]:.3f}±{l['test_sd'][1]:.3f}",
+                     t["abs_rel"], l["abs_rel"], 100.0 * (l["abs_rel"] - t["abs_rel"]) / t["abs_rel"]])
+    body = (f"Truth fx/W {TRUE_K[0]}, fy/H {TRUE_K[1]}; initial guess {args.init}. M, 160x64, batch 4, "
+            f"{args.steps} steps, ResNet-18 from scratch. Focal error (%) fx/fy of the running mean of the training "
+            f"predictions every {args.every} steps; held-out drive: mean ± sd over its 29 pairs.\n\n"
+            + common.table(["seed", "initial error fx/fy %", "error during training fx/fy %",
+                            "learned fx/W / fy/H (error %)", "held-out fx/W / fy/H", "abs_rel true K",
+                            "abs_rel learned K", "abs_rel change %"], rows)
+            + "\n\nTargets (issue 14): fx and fy within 10 % of the truth, abs_rel within 10 % of the true-K run. "
+            "Only the camera's rotation makes a focal length observable (with pure translation any focal length "
+            "explains the flow exactly, the pose network scaling its translation to match); this world's camera "
+            "yaws slightly as it weaves in its lane (fx is pulled towards the truth) and hardly pitches (fy is "
+            "not). Next to try: longer runs, a world with pitch and roll, a shared (not per-pair) focal bias with "
+            "its own learning rate.")
+    common.write_section(SECTION, body, common.command_line())
+    print(body)
+
+
+if __name__ == "__main__":
+    main()

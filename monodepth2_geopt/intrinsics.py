@@ -1,0 +1,98 @@
+"""Normalised intrinsics (fx/W, fy/H, cx/W, cy/H) as Monodepth2's 4x4 matrices, per pyramid level.
+
+``batch.prepare_batch`` scales the dataset's normalised K to pixels at each level (H // 2**s, W // 2**s);
+``matrices`` does the same for intrinsics predicted per batch element (``--learn_intrinsics``), with an exact,
+differentiable inverse.
+"""
+from __future__ import annotations
+
+import torch
+
+NAMES = ("fx", "fy", "cx", "cy")
+
+
+def normalised_matrix(k: torch.Tensor) -> torch.Tensor:
+    """[B, 4] (fx, fy, cx, cy) normalised -> [B, 4, 4] normalised K (as the datasets' ``K``)."""
+    b = k.shape[0]
+    K = torch.zeros(b, 4, 4, dtype=k.dtype, device=k.device)
+    K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2] = k[:, 0], k[:, 1], k[:, 2], k[:, 3]
+    K[:, 2, 2] = K[:, 3, 3] = 1
+    return K
+
+
+def matrices(k: torch.Tensor, height: int, width: int, scale: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(K, inv_K) [B, 4, 4] in pixels of pyramid level ``scale`` of a ``height`` x ``width`` input (level size
+    ``height // 2**scale`` x ``width // 2**scale``, as ``prepare_batch``) from normalised [B, 4] intrinsics."""
+    h, w = height // 2 ** scale, width // 2 ** scale
+    fx, fy, cx, cy = k[:, 0] * w, k[:, 1] * h, k[:, 2] * w, k[:, 3] * h
+    K = normalised_matrix(torch.stack([fx, fy, cx, cy], 1))
+    inv = torch.zeros_like(K)
+    inv[:, 0, 0], inv[:, 1, 1] = 1 / fx, 1 / fy
+    inv[:, 0, 2], inv[:, 1, 2] = -cx / fx, -cy / fy
+    inv[:, 2, 2] = inv[:, 3, 3] = 1
+    return K, inv
+
+
+def summary(k: torch.Tensor) -> dict:
+    """Mean and standard deviation of [N, 4] normalised predictions, by name."""
+    k = k.double()
+    sd = k.std(0, unbiased=False) if k.shape[0] > 1 else torch.zeros(4, dtype=k.dtype)
+    return {n: {"mean": float(k[:, i].mean()), "sd": float(sd[i])} for i, n in enumerate(NAMES)}
+
+
+# ---------------------------------------------------------------------------------------------- inference
+def load_predictor(weights_folder, device="cpu"):
+    """(pose_encoder, intrinsics head, (height, width)) of a --learn_intrinsics weights folder, in eval mode."""
+    from pathlib import Path
+
+    from monodepth2_geopt import checkpoint, networks
+    from monodepth2_geopt.errors import InputError
+    folder = Path(weights_folder).expanduser()
+    checkpoint.require_weight_files(folder, ["encoder.pth", "pose_encoder.pth", "intrinsics.pth"],
+                                    "train with --learn_intrinsics: its weights folders hold intrinsics.pth")
+    _, meta = checkpoint.load_state_file(folder / "encoder.pth")
+    pose_state, _ = checkpoint.load_state_file(folder / "pose_encoder.pth")
+    head_state, _ = checkpoint.load_state_file(folder / "intrinsics.pth")
+    layers = checkpoint.infer_resnet_layers(pose_state)
+    if layers is None or "conv.weight" not in head_state:
+        raise InputError(f"{folder}: pose_encoder.pth / intrinsics.pth are not a ResNet pose encoder and an "
+                         "intrinsics head")
+    encoder = networks.ResnetEncoder(layers, False, 2)
+    checkpoint.load_into(encoder, folder / "pose_encoder.pth", "pose encoder")
+    head = networks.IntrinsicsHead(head_state["conv.weight"].shape[1])
+    checkpoint.load_into(head, folder / "intrinsics.pth", "intrinsics head")
+    return encoder.to(device).eval(), head.to(device).eval(), (int(meta["height"]), int(meta["width"]))
+
+
+@torch.no_grad()
+def predict_sequences(weights_folder, data_path, filenames=None, stride: int = 1, max_pairs: int | None = None,
+                      device="cpu", batch_size: int = 8) -> dict:
+    """Per-pair intrinsics of consecutive frames (t, t + stride) of every sequence of a frame tree (split lines
+    ``filenames``, a split file path, or None: every folder under ``data_path``), centred crop, no flip.
+
+    Returns {sequence folder: {"pairs": n, "fx": {"mean", "sd"}, ..., "fx_px": mean fx in pixels of the
+    network input, "fy_px": ...}}; averaging per video is the mean over its pairs.
+    """
+    from monodepth2_geopt.datasets.video_dataset import UncalibratedVideoDataset
+    encoder, head, (h, w) = load_predictor(weights_folder, device)
+    ds = UncalibratedVideoDataset(data_path, filenames, h, w, frame_idxs=(0, 1), stride=stride, is_train=False)
+    by_seq: dict[str, list[int]] = {}
+    for i, line in enumerate(ds.filenames):
+        tokens = line.split()  # "<folder> <frame> [side]": a KITTI drive's two cameras are two sequences
+        by_seq.setdefault(" ".join([tokens[0], *tokens[2:]]), []).append(i)
+    results = {}
+    for seq, indices in by_seq.items():
+        if max_pairs is not None and len(indices) > max_pairs:  # evenly spread over the sequence
+            indices = [indices[round(j * (len(indices) - 1) / (max_pairs - 1))] for j in range(max_pairs)] \
+                if max_pairs > 1 else indices[:1]
+        preds = []
+        for start in range(0, len(indices), batch_size):
+            items = [ds[i] for i in indices[start:start + batch_size]]
+            pair = torch.cat([torch.stack([it[("color", f)] for it in items]) for f in (0, 1)], 1)
+            preds.append(head(encoder(pair.to(device).float() / 255.0)[-1]).cpu())
+        k = torch.cat(preds)
+        res = {"pairs": int(k.shape[0]), **summary(k)}
+        res["fx_px"], res["fy_px"] = res["fx"]["mean"] * w, res["fy"]["mean"] * h
+        res["size"] = [w, h]
+        results[seq] = res
+    return results
