@@ -22,7 +22,7 @@ from pathlib import Path
 import common
 import torch
 
-from monodepth2_geopt.experiments import evaluate_weights, make_trainer, prepare_synthetic, train_steps
+from monodepth2_geopt.tools.experiments import evaluate_weights, make_trainer, prepare_synthetic, train_steps
 from monodepth2_geopt.intrinsics import predict_sequences
 
 TRUE_K = (0.58, 1.92, 0.5, 0.5)

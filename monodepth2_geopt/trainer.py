@@ -179,6 +179,11 @@ def _set_rng_state(state: dict, aug_generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _option_defaults(kind: str) -> dict:
+    from monodepth2_geopt.options import MonodepthOptions
+    return _options_dict(MonodepthOptions(task=kind).parse([]))
+
+
 def _options_dict(opt) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(opt).items()}
 
@@ -582,7 +587,10 @@ class Trainer:
         if state.get("task") != self.task.kind:
             raise InputError(f"--resume {folder}: it is a {state.get('task')} run, this is {self.task.kind} training")
         saved, now = state.get("options", {}), _options_dict(self.opt)
-        changed = [k for k in sorted(set(saved) | set(now)) if k not in RESUME_MAY_CHANGE and saved.get(k) != now.get(k)]
+        defaults = _option_defaults(self.task.kind)
+        # An option the checkpoint predates counts as its default (the behaviour of the version that saved it).
+        changed = [k for k in sorted(set(saved) | set(now)) if k not in RESUME_MAY_CHANGE
+                   and saved.get(k, defaults.get(k)) != now.get(k)]
         if changed:
             diffs = "; ".join(f"--{k} {saved.get(k)!r} -> {now.get(k)!r}" for k in changed[:4])
             raise InputError(f"--resume {folder}: the run was started with other options ({diffs}); resume with "

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -27,7 +26,7 @@ def opts(*args):
 
 
 def tiny_trainer(tmp_path, data, split, *extra):
-    from monodepth2_geopt.experiments import make_trainer
+    from monodepth2_geopt.tools.experiments import make_trainer
     torch.manual_seed(0)
     return make_trainer(["--data_path", data, "--split", split, "--height", 64, "--width", 96, "--batch_size", 2,
                          "--num_workers", 0, "--weights_init", "scratch", "--no_progress", "--no_cuda",
@@ -126,7 +125,7 @@ def test_video_folders_train_without_calibration_and_print_per_sequence(tmp_path
     frames = write_frame_folders(tmp_path / "frames")
     trainer = tiny_trainer(tmp_path / "runs", frames, "eigen_zhou", "--dataset", "video", "--learn_intrinsics")
     assert len(trainer.train_loader.dataset) == 10
-    from monodepth2_geopt.experiments import train_steps
+    from monodepth2_geopt.tools.experiments import train_steps
     stats = train_steps(trainer, 2)
     weights = Path(stats["weights"])
     assert (weights / "intrinsics.pth").is_file()
@@ -169,7 +168,7 @@ def test_short_synthetic_run_learns_the_horizontal_focal_length(mono_world, tmp_
     closer to the truth (benchmarks/bench_intrinsics.py: +20.7 % -> +14.7 % at 100 steps, +8.3 % at 200). fy is
     not required to improve: the world's camera yaws a little (which makes fx observable) but barely pitches, and
     with pure translation no focal length is observable at all."""
-    from monodepth2_geopt.experiments import train_steps
+    from monodepth2_geopt.tools.experiments import train_steps
     from tests.conftest import MONO_AUTOMASK_WARMUP, synthetic_trainer
     trainer = synthetic_trainer(mono_world, tmp_path, "learn_k", "M", extra=[
         "--learn_intrinsics", "--intrinsics", 0.70, 1.60, 0.5, 0.5, "--automask_warmup", MONO_AUTOMASK_WARMUP])

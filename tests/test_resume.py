@@ -262,3 +262,18 @@ def test_sigterm_saves_last_and_prints_the_resume_command(world, tmp_path):
     out, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0 and "resuming from" in out, out
     assert (tmp_path / "run/models/weights_2").is_dir()
+
+
+def test_a_checkpoint_older_than_an_option_resumes_with_its_default(world, tmp_path):
+    """trainer_state.pth saved before an option existed: the option counts as its default (what that version did)
+    and the run resumes; a non-default value of it is a changed option and refused."""
+    args = depth_args(world, tmp_path, "--model_name", "run")
+    run_in_process(depth_trainer, args, max_steps=3)
+    path = tmp_path / "run/models/last/trainer_state.pth"
+    state = torch.load(path, weights_only=True)
+    for newer in ("skip_missing", "skip_bad_images", "learn_intrinsics"):
+        state["options"].pop(newer, None)
+    torch.save(state, path)
+    assert depth_trainer(MonodepthOptions().parse(args + ["--resume", "last"])).step == 3
+    with pytest.raises(InputError, match="--skip_missing"):
+        depth_trainer(MonodepthOptions().parse(args + ["--resume", "last", "--skip_missing"]))
