@@ -33,25 +33,13 @@ def train_py(args: list[str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def tensors(folder: Path) -> dict[str, torch.Tensor]:
-    out = {}
-    for f in sorted(folder.glob("*.pth")):
-        if f.name == "trainer_state.pth":
-            continue
-        state = torch.load(f, weights_only=True)
-        if f.name == "adam.pth":
-            state = {f"{i}.{k}": v for i, s in state["state"].items() for k, v in s.items()}
-        out.update({f"{f.stem}/{k}": v for k, v in state.items() if torch.is_tensor(v)})
-    return out
-
-
 def check_folder(run: Path) -> tuple[int, int, int]:
     """(checkpoint folders that load and are finite, folders that do not, hidden temporary folders)."""
     good = bad = 0
     models = run / "models"
     for folder in checkpoint.checkpoint_folders(models):
         try:
-            ts = tensors(folder)
+            ts = checkpoint.folder_tensors(folder)
             if (folder / "trainer_state.pth").is_file():
                 checkpoint.read_trainer_state(folder)
             ok = all(torch.isfinite(t).all() for t in ts.values() if t.is_floating_point()) and ts
@@ -82,7 +70,7 @@ def main():
     if ref.returncode != 0:
         raise SystemExit(f"error: the reference run failed:\n{out[-2000:]}")
     duration = time.time() - start
-    reference = tensors(work / "runs/reference/models/weights_1")
+    reference = checkpoint.folder_tensors(work / "runs/reference/models/weights_1")
     rows, totals = [], dict(kills=0, checks=0, bad=0, identical=0)
     for trial in range(args.trials):
         name = f"trial{trial}"
@@ -104,7 +92,7 @@ def main():
             resumable = any((f / "trainer_state.pth").is_file() for f in checkpoint.checkpoint_folders(run / "models"))
             proc = train_py(base + ["--model_name", name] + (["--resume", "last"] if resumable else []))
             resumes += resumable
-        final = tensors(run / "models/weights_1")
+        final = checkpoint.folder_tensors(run / "models/weights_1")
         identical = final.keys() == reference.keys() and all(torch.equal(final[k], reference[k]) for k in final)
         rows.append([trial, kills, resumes, good_seen, bad_seen, hidden_seen, "yes" if identical else "NO"])
         print(rows[-1], flush=True)

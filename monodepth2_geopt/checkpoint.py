@@ -166,6 +166,21 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def folder_tensors(folder: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Every tensor of a weights folder's networks and ``adam.pth`` (its per-parameter state), keyed
+    ``<file stem>/<key>``: what two checkpoints must share to be the same training state (``trainer_state.pth``
+    aside). Read with weights_only."""
+    out = {}
+    for f in sorted(Path(folder).glob("*.pth")):
+        if f.name == TRAINER_STATE:
+            continue
+        state = torch.load(f, map_location="cpu", weights_only=True)
+        if f.name == "adam.pth":
+            state = {f"{i}.{k}": v for i, s in state["state"].items() for k, v in s.items()}
+        out.update({f"{f.stem}/{k}": v for k, v in state.items() if torch.is_tensor(v)})
+    return out
+
+
 def load_state_file(path: str | os.PathLike) -> tuple[dict, dict]:
     """Read a ``.pth`` state dict; returns (tensors, metadata) with Monodepth2's metadata keys separated."""
     path = Path(path)

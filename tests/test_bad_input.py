@@ -187,16 +187,23 @@ def test_pretrained_without_cache_suggests_scratch(kitti_tiny, tmp_path, monkeyp
 
 # --- errors raised inside DataLoader workers ------------------------------------------------------
 
-def test_worker_errors_reach_the_cli_as_one_line(kitti_tiny, tmp_path, capsys):
-    """With workers (the default), an unreadable frame is re-raised by PyTorch with the worker's traceback in
-    the message; run_cli still prints one line naming the file and exits with 2. (Frame 4 is corrupt: only the
-    second line reads it, so the start-up checks pass and the error comes from a worker.)"""
+def tree_with_corrupt_frame_4(kitti_tiny, tmp_path):
+    """A copy of the tiny tree whose left frame 4 is a truncated PNG, and a split in which only the second
+    training line ('3 l', frames 2-4) reads it: (data path, the corrupt file, split folder)."""
     data = tmp_path / "data"
     shutil.copytree(kitti_tiny.root, data)
     bad = data / kitti_tiny.drive / "image_02" / "data" / "0000000004.png"
     bad.write_bytes(bad.read_bytes()[:40])
     split = write_split(tmp_path / "split", [f"{kitti_tiny.drive} 1 l", f"{kitti_tiny.drive} 3 l"],
                         [f"{kitti_tiny.drive} 2 l"])
+    return data, bad, split
+
+
+def test_worker_errors_reach_the_cli_as_one_line(kitti_tiny, tmp_path, capsys):
+    """With workers (the default), an unreadable frame is re-raised by PyTorch with the worker's traceback in
+    the message; run_cli still prints one line naming the file and exits with 2. (Frame 4 is corrupt: only the
+    second line reads it, so the start-up checks pass and the error comes from a worker.)"""
+    data, bad, split = tree_with_corrupt_frame_4(kitti_tiny, tmp_path)
     args = args_for(kitti_tiny, tmp_path / "log", "--num_workers", "1", split=split, data_path=data)
     with pytest.raises(SystemExit) as exit_info:
         run_cli(lambda: depth_trainer(MonodepthOptions().parse(args)).train())
@@ -207,12 +214,7 @@ def test_worker_errors_reach_the_cli_as_one_line(kitti_tiny, tmp_path, capsys):
 
 
 def test_skip_bad_images_reports_and_replaces_an_unreadable_item(kitti_tiny, tmp_path, capsys):
-    data = tmp_path / "data"
-    shutil.copytree(kitti_tiny.root, data)
-    bad = data / kitti_tiny.drive / "image_02" / "data" / "0000000004.png"
-    bad.write_bytes(bad.read_bytes()[:40])
-    split = write_split(tmp_path / "split", [f"{kitti_tiny.drive} 1 l", f"{kitti_tiny.drive} 3 l"],
-                        [f"{kitti_tiny.drive} 2 l"])
+    data, bad, split = tree_with_corrupt_frame_4(kitti_tiny, tmp_path)
     trainer = depth_trainer(MonodepthOptions().parse(args_for(kitti_tiny, tmp_path / "log", "--skip_bad_images",
                                                               split=split, data_path=data)))
     item = trainer.train_dataset[1]  # line '3 l' reads frame 4: replaced by the next item (line '1 l')

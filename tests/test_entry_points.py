@@ -3,11 +3,11 @@ runs it; bad input is one line on stderr and exit status 2, before any long work
 from __future__ import annotations
 
 import ast
-import runpy
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import run_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted(p.name for p in REPO.glob("*.py"))
@@ -22,20 +22,6 @@ def test_every_script_has_main_and_runs_it_through_run_cli():
         assert guard and ast.unparse(guard[0].body[0]).strip() == "run_cli(main)", \
             f"{name}: the __main__ block must be run_cli(main)"
         assert "sys.exit(" not in (REPO / name).read_text(), f"{name}: exits itself instead of through run_cli"
-
-
-def run_script(capsys, script: str, *args) -> tuple[int, list[str]]:
-    """(exit status, non-empty stderr lines) of ``python <script> <args>`` run in this process."""
-    argv = sys.argv
-    sys.argv = [script] + [str(a) for a in args]
-    code = 0
-    try:
-        runpy.run_path(str(REPO / script), run_name="__main__")
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = argv
-    return code, [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
 
 
 def bad_inputs(tmp: Path) -> list[tuple[str, list, str]]:
@@ -60,7 +46,8 @@ def bad_inputs(tmp: Path) -> list[tuple[str, list, str]]:
 @pytest.mark.parametrize("case", range(12))
 def test_bad_input_is_one_line_and_exit_status_2(case, tmp_path, capsys):
     script, args, word = bad_inputs(tmp_path)[case]
-    code, lines = run_script(capsys, script, *args)
+    code, err = run_script(capsys, script, *args)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
     assert code == 2, (script, code, lines)
     assert len(lines) == 1 and lines[0].startswith("error: ") and word in lines[0], (script, lines)
 

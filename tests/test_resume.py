@@ -53,16 +53,7 @@ def flow_args(world, log_dir, *extra) -> list[str]:
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:
-    """Every tensor of a checkpoint folder's networks and adam.pth, by file and key."""
-    out = {}
-    for f in sorted(folder.glob("*.pth")):
-        if f.name == "trainer_state.pth":
-            continue
-        state = torch.load(f, weights_only=True)
-        if f.name == "adam.pth":
-            state = {f"{i}.{k}": v for i, s in state["state"].items() for k, v in s.items()}
-        out.update({f"{f.stem}/{k}": v for k, v in state.items() if torch.is_tensor(v)})
-    return out
+    return checkpoint.folder_tensors(folder)
 
 
 def assert_bit_identical(a: Path, b: Path) -> None:

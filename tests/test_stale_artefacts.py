@@ -6,8 +6,6 @@ goes through, so each test fails if the check it covers were missing. Scripts ru
 """
 import json
 import os
-import runpy
-import sys
 import warnings
 from pathlib import Path
 
@@ -26,28 +24,10 @@ from monodepth2_geopt.image_cache import MANIFEST, build_cache
 from monodepth2_geopt.kitti_layout import write_depth_png
 from monodepth2_geopt.options import MonodepthOptions
 from monodepth2_geopt.splits import sha256_file
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, run_script
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVE = "2011_09_26/2011_09_26_drive_0001_sync"
-
-
-def run_script(capsys, script, *args):
-    """(exit code, stderr) of `python <script> <args>` run in this process."""
-    argv = sys.argv
-    sys.argv = [script] + [str(a) for a in args]
-    code = 0
-    try:
-        runpy.run_path(str(REPO / script), run_name="__main__")
-    except SystemExit as exc:
-        code = exc.code
-    finally:
-        sys.argv = argv
-    err = capsys.readouterr().err
-    if isinstance(code, str):  # sys.exit("error: ...")
-        err, code = err + code + "\n", 1
-    return code, err
-
 
 def snapshot(folder: Path) -> dict:
     """Every file under ``folder`` with its bytes: equal snapshots mean nothing was touched."""
