@@ -110,6 +110,8 @@ def main():
             + f"\n\nTotal: {totals['kills']} kills, {totals['checks']} checkpoint-folder checks, {totals['bad']} "
               f"failed; {totals['identical']} of {args.trials} resumed runs bit-identical.")
     print(body)
+    import shutil
+    shutil.rmtree(work, ignore_errors=True)  # ~1 GB of checkpoints per trial
     if not args.no_write:
         common.write_section("Fault harness: SIGKILL and resume (CPU)", body, common.command_line())
 

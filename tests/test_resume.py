@@ -30,6 +30,14 @@ ROOT = Path(__file__).resolve().parents[1]
 STEPS_PER_EPOCH = 7  # 14 training frames of the world below, batch 2
 
 
+@pytest.fixture(autouse=True)
+def _free_the_checkpoints(tmp_path):
+    """Each test here writes several ResNet-18 checkpoint folders (~0.3 GB each): delete them when it passes."""
+    yield
+    import shutil
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """2 drives x 10 frames at 96x64: 14 training items, 2 validation items (with GT), a test drive."""
