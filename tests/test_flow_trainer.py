@@ -88,7 +88,8 @@ def test_pretraining_lowers_photometric_loss_and_epe(pretrained):
 @pytest.mark.slow  # uses the 24-step pretraining
 def test_weights_folder_layout_and_strict_encoder(pretrained):
     folder = pretrained["folder"]
-    assert sorted(p.name for p in folder.iterdir()) == ["adam.pth", "encoder.pth", "flow.pth", "motion_encoder.pth"]
+    assert sorted(p.name for p in folder.iterdir()) == ["adam.pth", "encoder.pth", "flow.pth", "motion_encoder.pth",
+                                                         "trainer_state.pth"]  # + what --resume needs
     assert (folder.parent / "opt.json").is_file()
     encoder = networks.ResnetEncoder(18, False)
     meta = checkpoint.load_into(encoder, folder / "encoder.pth", "encoder")  # strict
