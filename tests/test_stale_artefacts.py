@@ -322,18 +322,7 @@ def test_download_splits_refuses_to_replace_an_edited_file(tmp_path, monkeypatch
         pytest.skip(f"shared published splits not found at {shared}")
     urls = []
 
-    class Response:
-        def __init__(self, data):
-            self.data = data
-
-        def read(self):
-            return self.data
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
+    from tests.test_splits import FakeResponse as Response  # the one fake urlopen response
 
     def serve(url, timeout=None):
         urls.append(url)
