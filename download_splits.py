@@ -1,35 +1,13 @@
-"""Download the published KITTI split lists from Monodepth2's repository, SHA-256 checked."""
+"""Download the published KITTI split lists, SHA-256 checked; installed as m2g-download-splits.
 
-import argparse
+The program is monodepth2_geopt/cli/download_splits.py (its docstring has examples; `--help` lists the options).
+"""
+from monodepth2_geopt.cli import download_splits as program
+from monodepth2_geopt.errors import run_cli
 
-from monodepth2_geopt.errors import InputError, run_cli
-from monodepth2_geopt.splits import (PUBLISHED_SPLITS, REPO_ROOT, SplitDownloadError,
-                                     download_splits, verify_splits)
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    # No choices=: argparse rejects an empty nargs="*" list against choices; the library checks.
-    parser.add_argument("names", nargs="*", metavar="SPLIT",
-                        help=f"splits to fetch (default: all): {', '.join(PUBLISHED_SPLITS)}")
-    parser.add_argument("--out_dir", "--dest", dest="dest", default=str(REPO_ROOT / "splits"),
-                        help="destination folder (--dest: the earlier name)")
-    parser.add_argument("--verify", action="store_true", help="only check the files' hashes")
-    parser.add_argument("--force", action="store_true", help="download even if files are valid")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace present files whose content differs from the published ones (e.g. your "
-                             "edits); without it the script refuses and fetches nothing")
-    opt = parser.parse_args()
-    names = opt.names or None
-    try:
-        if not opt.verify:
-            download_splits(names, opt.dest, overwrite=opt.overwrite, force=opt.force)
-        bad = {rel: s for rel, s in verify_splits(opt.dest, names).items() if s != "ok"}
-    except (OSError, ValueError, SplitDownloadError) as err:
-        raise InputError(str(err)) from None
-    if bad:
-        raise InputError("; ".join(f"{rel} {s}" for rel, s in bad.items()) + f" in {opt.dest}")
-    print(f"Split files in {opt.dest} are complete and match their SHA-256 hashes")
+def main(argv=None):
+    return program.main(argv)
 
 
 if __name__ == "__main__":

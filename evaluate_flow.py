@@ -1,59 +1,13 @@
-"""Does a pretrain_flow.py model learn motion? Flow EPE / Fl-all and the GeoPt diagnostics, as one table.
+"""GeoPt flow diagnostics (EPE, Fl-all, latent sensitivity, ...); installed as m2g-evaluate-flow.
 
-    python evaluate_flow.py --load_weights_folder runs/geopt/models/weights_19 --flow_eval_path synthetic/
-    python evaluate_flow.py --load_weights_folder ... --flow_eval_path kitti_flow_2015/training   # flow_occ/
-    python evaluate_flow.py --load_weights_folder ... --flow_eval_path frames/ --json diag.json   # real video
-    python evaluate_flow.py ... --flow_eval_split synthetic/splits/test_files.txt
-
-A folder with KITTI-format flow ground truth (<drive>/flow/image_02/*.png or flow_occ/) is scored against it.
-A folder of frames without ground truth (e.g. extract_frames.py output; its val_files.txt when present) is
-scored against scikit-image's TV-L1 flow with a forward-backward check: a classical *reference*, not truth.
-Latent sensitivity, direction cosine and structure usage need no ground truth (see flow_diagnostics.py).
+The program is monodepth2_geopt/cli/evaluate_flow.py (its docstring has examples; `--help` lists the options).
 """
-import json
-from pathlib import Path
-
-from monodepth2_geopt.errors import InputError, run_cli
-from monodepth2_geopt.options import MonodepthOptions
-from monodepth2_geopt.fileio import atomic_write_text
-from monodepth2_geopt.splits import refuse_existing
+from monodepth2_geopt.cli import evaluate_flow as program
+from monodepth2_geopt.errors import run_cli
 
 
-def main():
-    from monodepth2_geopt import flow_diagnostics as fd
-    from monodepth2_geopt.model_loading import load_flow_model
-    from monodepth2_geopt.utils import pick_device
-
-    opt = MonodepthOptions(task="flow").parse()
-    if not opt.load_weights_folder or not opt.flow_eval_path:
-        raise InputError("evaluate_flow.py needs --load_weights_folder <weights folder> and --flow_eval_path "
-                         "<folder with flow ground truth, or of video frames>")
-    if opt.json and Path(opt.json).is_dir():
-        raise InputError(f"--json {opt.json} is a folder; give a file name such as diagnostics.json")
-    if opt.json:
-        refuse_existing([opt.json], opt.overwrite)  # before the (long) evaluation
-    device = pick_device(opt.no_cuda)
-    encoder, motion, decoder, meta = load_flow_model(opt.load_weights_folder, device)
-    height, width = int(meta.get("height", opt.height)), int(meta.get("width", opt.width))
-    path = Path(opt.flow_eval_path).expanduser()
-    if not path.is_dir():
-        raise InputError(f"--flow_eval_path {path} is not a folder")
-    if fd.has_flow_ground_truth(path):
-        samples = fd.ground_truth_samples(path, opt.flow_eval_split, height, width, opt.flow_eval_max)
-        kind = "ground_truth"
-    else:
-        frames = fd.frames_dataset(path, opt.flow_eval_split, height, width, opt.frame_stride)
-        samples = fd.video_samples(frames, opt.flow_eval_max, progress=not opt.no_progress)
-        kind = "reference"
-    diag = fd.diagnose_samples(encoder, motion, decoder, samples, kind, device)
-    print(f"{len(samples)} images from {path} at {width}x{height}")
-    print(fd.format_table(diag))
-    if opt.json:
-        result = {k: diag[k] for k in fd.DIAGNOSTIC_KEYS}
-        result.update(epe_kind=diag["epe_kind"], num_images=len(samples), weights=str(opt.load_weights_folder),
-                      data=str(path), height=height, width=width)
-        atomic_write_text(opt.json, json.dumps(result, indent=2) + "\n")
-        print(f"wrote {opt.json}")
+def main(argv=None):
+    return program.main(argv)
 
 
 if __name__ == "__main__":

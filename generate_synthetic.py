@@ -1,47 +1,13 @@
-"""Write the procedural synthetic driving dataset (KITTI raw layout + exact GT) or uncalibrated video."""
-import argparse
-import time
+"""Write the procedural synthetic driving world or video; installed as m2g-generate-synthetic.
 
-from monodepth2_geopt.errors import InputError, run_cli
-from monodepth2_geopt.tools.synthetic import generate_dataset, generate_video
+The program is monodepth2_geopt/cli/generate_synthetic.py (its docstring has examples; `--help` lists the options).
+"""
+from monodepth2_geopt.cli import generate_synthetic as program
+from monodepth2_geopt.errors import run_cli
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--out_dir", default="synthetic_data", help="output root")
-    p.add_argument("--num_drives", type=int, default=2)
-    p.add_argument("--frames_per_drive", type=int, default=50)
-    p.add_argument("--width", type=int, default=320)
-    p.add_argument("--height", type=int, default=96)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ext", choices=["png", "jpg"], default="png", help="colour image format")
-    p.add_argument("--moving_objects", type=int, default=0, help="independently moving cars per drive")
-    p.add_argument("--brightness_change", type=float, default=0.02, help="per-frame global gain amplitude")
-    p.add_argument("--no_velodyne", action="store_true", help="skip velodyne_points")
-    p.add_argument("--video", action="store_true", help="write uncalibrated video frames instead")
-    p.add_argument("--num_sequences", type=int, default=1, help="--video: number of sequences")
-    p.add_argument("--frames", type=int, default=100, help="--video: frames per sequence")
-    p.add_argument("--mp4", action="store_true", help="--video: also write <seq>.mp4 (PyAV)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a non-empty --out_dir that generate_synthetic.py wrote (without it the script "
-                        "refuses; a folder holding other files is refused either way)")
-    args = p.parse_args()
-    for flag in ("num_drives", "frames_per_drive", "width", "height", "num_sequences", "frames"):
-        if getattr(args, flag) < 1:
-            raise InputError(f"--{flag} {getattr(args, flag)}: must be at least 1")
-
-    start = time.perf_counter()
-    if args.video:
-        out = generate_video(args.out_dir, args.num_sequences, args.frames, args.width, args.height, args.seed,
-                             mp4=args.mp4, moving_objects=args.moving_objects,
-                             brightness_change=args.brightness_change, overwrite=args.overwrite)
-        print("\n".join(out))
-    else:
-        info = generate_dataset(args.out_dir, args.num_drives, args.frames_per_drive, args.width, args.height,
-                                args.seed, args.ext, args.moving_objects, args.brightness_change,
-                                velodyne=not args.no_velodyne, verbose=True, overwrite=args.overwrite)
-        print("splits:", ", ".join(f"{k}={v}" for k, v in info["splits"].items()))
-    print(f"done in {time.perf_counter() - start:.1f} s")
+def main(argv=None):
+    return program.main(argv)
 
 
 if __name__ == "__main__":

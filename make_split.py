@@ -1,31 +1,13 @@
-"""Write train/val(/test) split lists for a folder tree in the KITTI raw layout."""
+"""Write train/val(/test) split lists for a KITTI-raw-layout tree; installed as m2g-make-split.
 
-import argparse
+The program is monodepth2_geopt/cli/make_split.py (its docstring has examples; `--help` lists the options).
+"""
+from monodepth2_geopt.cli import make_split as program
+from monodepth2_geopt.errors import run_cli
 
-from monodepth2_geopt.errors import InputError, run_cli
-from monodepth2_geopt.splits import make_split
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data_path", required=True, help="root holding <date>/<drive>/image_02/data")
-    parser.add_argument("--out_dir", required=True, help="folder for train_files.txt etc.")
-    parser.add_argument("--frame_ids", nargs="+", type=int, default=[0, -1, 1],
-                        help="neighbours every kept frame needs")
-    parser.add_argument("--val_fraction", type=float, default=0.1, help="share of frames for val")
-    parser.add_argument("--test_fraction", type=float, default=0.0, help="share for test_files.txt")
-    parser.add_argument("--by_drive", action="store_true", help="split whole drives, not frames")
-    parser.add_argument("--stereo", action="store_true", help="add r lines where image_03 exists")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the split")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace split lists already in --out_dir (without it the script refuses)")
-    opt = parser.parse_args()
-    try:
-        lists = make_split(opt.data_path, opt.out_dir, opt.frame_ids, opt.val_fraction,
-                           opt.test_fraction, opt.by_drive, opt.stereo, opt.seed, opt.overwrite)
-    except (OSError, ValueError) as err:
-        raise InputError(str(err)) from None
-    print(", ".join(f"{len(v)} {k}" for k, v in lists.items()) + f" lines written to {opt.out_dir}")
+def main(argv=None):
+    return program.main(argv)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_speed.py                      # GPU: 640x192, batch 12, 12 workers, KITTI-size JPEGs
     python benchmarks/bench_speed.py --quick              # CPU smoke: tiny sizes, a few steps (used by CI tests)
+    python benchmarks/bench_speed.py --write_results      # also replace the section of benchmarks/RESULTS.md
 
 Data: KITTI-size (1242x375) JPEG frames of the built-in synthetic world are generated once under
 ``--data_path`` (or an existing KITTI-layout folder with train/val split files is used as is).
@@ -18,6 +19,7 @@ from pathlib import Path
 import common  # noqa: F401  (puts the repo root on sys.path)
 import torch
 
+from monodepth2_geopt.errors import InputError, run_cli
 from monodepth2_geopt.options import MonodepthOptions
 
 
@@ -118,13 +120,19 @@ def main():
     p.add_argument("--no_compile", action="store_true",
                    help="GPU: leave torch.compile out (its compilation takes minutes per configuration)")
     p.add_argument("--quick", action="store_true", help="tiny CPU smoke run (64x192, batch 2, 2 steps)")
-    p.add_argument("--no_write", action="store_true", help="do not update RESULTS.md")
+    p.add_argument("--write_results", action="store_true",
+                   help="replace this benchmark's section of the tracked benchmarks/RESULTS.md (default: only print)")
+    p.add_argument("--no_write", action="store_true", help="the earlier opt-out; printing only is now the default")
     p.add_argument("--data_size", nargs=2, type=int, default=[1242, 375], metavar=("W", "H"),
                    help="size of the generated frames (KITTI's by default)")
     args = p.parse_args()
     if args.quick:
         args.height, args.width, args.batch_size, args.num_workers, args.steps, args.warmup = 64, 192, 2, 0, 2, 1
-        args.no_write = True
+        args.write_results = False
+    if args.data_path is not None and not (Path(args.data_path) / "splits" / "train_files.txt").is_file():
+        what = "is not a folder" if not Path(args.data_path).is_dir() else "has no splits/train_files.txt"
+        raise InputError(f"--data_path {args.data_path} {what}: give a KITTI-layout tree with splits/train_files.txt "
+                         "and val_files.txt (e.g. from generate_synthetic.py), or leave --data_path out to generate one")
     tmp = tempfile.mkdtemp(prefix="bench_speed_")
     args.log_dir = tmp
     if args.data_path is None:
@@ -165,9 +173,9 @@ def main():
             f"{args.steps} timed steps after {args.warmup} warm-up"
             f"{'; torch.compile not used (--no_compile)' if cuda and not compile_ else ''}.\n\n" + body)
     print(body)
-    if not args.no_write:
+    if args.write_results:
         common.write_section(f"Training speed ({'GPU' if cuda else 'CPU'})", body, common.command_line())
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -36,7 +36,7 @@ cp benchmarks/RESULTS.md "$OUT_DIR/" 2>/dev/null
 cp "$WORK/transfer/transfer_results.json" "$OUT_DIR/" 2>/dev/null
 
 start=$(date +%s)
-timeout "$SPEED_LIMIT" python benchmarks/bench_speed.py --no_compile --steps 30 --warmup 5 \
+timeout "$SPEED_LIMIT" python benchmarks/bench_speed.py --no_compile --steps 30 --warmup 5 --write_results \
     ${KITTI_SIZE_DATA:+--data_path "$KITTI_SIZE_DATA"} > "$OUT_DIR/speed.log" 2>&1
 echo "speed phase: $(( $(date +%s) - start )) s" >> "$OUT_DIR/machine.txt"
 cp benchmarks/RESULTS.md "$OUT_DIR/" 2>/dev/null

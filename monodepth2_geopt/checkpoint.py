@@ -289,6 +289,21 @@ def checkpoint_folders(models_dir: str | os.PathLike) -> list[Path]:
     return found
 
 
+def prune_weights_folders(models_dir: str | os.PathLike, keep_last: int) -> list[Path]:
+    """Delete all but the newest ``keep_last`` ``weights_<N>`` folders (by N) of a run; returns the deleted ones.
+
+    ``keep_last`` 0 (or less) keeps everything (Monodepth2). ``last`` and the newest ``weights_<N>`` are never
+    deleted, nor anything that is not a ``weights_<N>`` folder.
+    """
+    if keep_last <= 0:
+        return []
+    numbered = [p for p in checkpoint_folders(models_dir) if p.name != "last"]
+    doomed = numbered[:-keep_last]
+    for p in doomed:
+        shutil.rmtree(p)
+    return doomed
+
+
 def read_trainer_state(folder: str | os.PathLike) -> dict:
     """The ``trainer_state.pth`` of a checkpoint folder (plain values and tensors: read with weights_only)."""
     path = Path(folder) / TRAINER_STATE

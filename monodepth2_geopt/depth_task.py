@@ -20,10 +20,11 @@ import torch.nn.functional as F
 from monodepth2_geopt import checkpoint, geometry, intrinsics, networks
 from monodepth2_geopt.datasets import DATASETS
 from monodepth2_geopt.datasets.mono_dataset import KITTI_NORMALISED_K
-from monodepth2_geopt.errors import InputError
+from monodepth2_geopt.errors import InputError, Problems
 from monodepth2_geopt.kitti_layout import parse_split_line
 from monodepth2_geopt.losses import MinReprojectionConfig, depth_objective
 from monodepth2_geopt.metrics import training_depth_errors
+from monodepth2_geopt.networks.resnet_encoder import ensure_imagenet_weights
 from monodepth2_geopt.splits import readlines, resolve_split_dir
 from monodepth2_geopt.trainer import Runtime, TaskData, Trainer
 from monodepth2_geopt.visualize import normalize_image
@@ -136,8 +137,28 @@ class DepthTask:
 
     # ------------------------------------------------------------------ set-up
     def build_data(self, rt: Runtime) -> TaskData:
+        """The data, after checking every precondition of the run (data folder, split lists, their images, the
+        ImageNet weights): all that fail are reported together, before any long work."""
         self.rt = rt
         opt = self.opt
+        problems, data = Problems(), None
+        if opt.dataset != "video" and not Path(opt.data_path).expanduser().is_dir():
+            problems.add(f"--data_path {opt.data_path} is not a folder (KITTI raw data in Monodepth2's layout, see "
+                         "README 'KITTI data')")
+            for name in ("train", "val"):
+                with problems.check():
+                    split_file_lines(opt.split, name)
+        else:
+            with problems.check():
+                data = self.build_split_data()
+        if opt.weights_init == "pretrained":  # last: it may download
+            with problems.check():
+                ensure_imagenet_weights(opt.num_layers)
+        problems.raise_if_any()
+        return data
+
+    def build_split_data(self) -> TaskData:
+        opt, rt = self.opt, self.rt
         if opt.dataset == "video":
             return self.build_video_data()
         dataset_cls = DATASETS[opt.dataset]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ from monodepth2_geopt import metrics
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.geometry import disp_to_depth
 from monodepth2_geopt.gt_depth import load_gt_depths
-from monodepth2_geopt.fileio import atomic_path
+from monodepth2_geopt.fileio import atomic_path, atomic_write_text
 from monodepth2_geopt.splits import REPO_ROOT, readlines, refuse_existing, resolve_split_dir
 
 EVAL_BATCH_SIZE = 16  # Monodepth2 evaluates in batches of 16
@@ -75,8 +76,31 @@ def resolve_eval_split(eval_split: str, repo_root: str | Path = REPO_ROOT) -> Ev
 
 
 def split_label(split: EvalSplit) -> str:
-    """A file-name-safe name for output files (``metrics_<label>.json``)."""
+    """A file-name-safe name for output files (``metrics_<label>_<protocol>.json``)."""
     return split.name if split.name in NAMED_SPLITS else split.split_dir.name
+
+
+def metrics_file_name(split: EvalSplit, protocol: "Protocol", post_process: bool = False) -> str:
+    """``metrics_<split>_<protocol>[_pp].json``: each protocol of a split keeps its own file (median, lsqr, stereo,
+    unscaled; ``_pp`` with --post_process), so evaluating a second one does not replace the first."""
+    return f"metrics_{split_label(split)}_{protocol.key}{'_pp' if post_process else ''}.json"
+
+
+def protocol_warnings(opt, meta: dict, protocol: "Protocol", ratios: list[float] | None = None) -> list[str]:
+    """Protocols that give numbers without meaning for this model or these predictions (each one line)."""
+    found = []
+    if opt.eval_stereo and meta and not meta.get("use_stereo", True):
+        found.append(f"--eval_stereo on a model trained without stereo ({opt.load_weights_folder}: encoder.pth says "
+                     "use_stereo False): monocular training has no metric scale, so depth x "
+                     f"{metrics.STEREO_SCALE_FACTOR:g} is arbitrary; evaluate it with --eval_mono")
+    if protocol.align == "lsqr" and ratios is not None:
+        negative = [i for i, r in enumerate(ratios) if r < 0]
+        if negative:
+            found.append(f"--align lsqr fitted a negative disparity scale on {len(negative)} of {len(ratios)} images "
+                         f"(e.g. image {negative[0]}): there the prediction falls where the ground-truth disparity "
+                         "rises, and the aligned depth means nothing; check that the model (or --ext_disp_to_eval) "
+                         "gives disparity, not depth")
+    return found
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -88,6 +112,7 @@ class Protocol:
     scale: float  # multiplies every predicted depth before alignment
     align: str  # "median", "lsqr" or "none" (see metrics.evaluate_depth_map)
     label: str
+    key: str = "median"  # in output file names: "median", "lsqr", "stereo" or "unscaled"
 
 
 def scaling_protocol(opt) -> Protocol:
@@ -101,14 +126,14 @@ def scaling_protocol(opt) -> Protocol:
         if align == "lsqr":
             raise InputError("--align lsqr is a monocular protocol; use it with --eval_mono, not --eval_stereo")
         scale = metrics.STEREO_SCALE_FACTOR * factor
-        return Protocol(scale, "none", f"stereo: depth x {scale:g}, no per-image scaling")
+        return Protocol(scale, "none", f"stereo: depth x {scale:g}, no per-image scaling", "stereo")
     if opt.disable_median_scaling:
         if align == "lsqr":
             raise InputError("--align lsqr and --disable_median_scaling contradict each other; drop one")
-        return Protocol(factor, "none", f"mono: depth x {factor:g}, no per-image scaling")
+        return Protocol(factor, "none", f"mono: depth x {factor:g}, no per-image scaling", "unscaled")
     if align == "lsqr":
         return Protocol(factor, "lsqr", "mono, --align lsqr: per-image least-squares scale+shift in "
-                                        "disparity (NimbleD's eigen_benchmark protocol, not Monodepth2's)")
+                                        "disparity (NimbleD's eigen_benchmark protocol, not Monodepth2's)", "lsqr")
     return Protocol(factor, "median", "mono: per-image median scaling (Monodepth2 protocol)")
 
 
@@ -322,6 +347,8 @@ def evaluate(opt, log: Log = print) -> dict:
         pred_disps, meta = predict_split(opt, split, log)
     if meta and opt.eval_mono and meta.get("use_stereo"):
         log("   note: this model was trained with stereo; --eval_stereo gives metric depth without scaling")
+    for message in protocol_warnings(opt, meta, protocol):
+        warnings.warn(message, stacklevel=2)
 
     result: dict = {"split": split.name, "num_images": len(pred_disps), "protocol": protocol.label}
     if opt.save_pred_disps:
@@ -352,6 +379,10 @@ def evaluate(opt, log: Log = print) -> dict:
     log(f"-> Evaluating {len(pred_disps)} images of split {split_label(split)}")
     log(f"   protocol: {protocol.label}")
     errors, ratios = evaluate_disparities(pred_disps, gt_depths, split, protocol)
+    if protocol.align == "lsqr":
+        for message in protocol_warnings(opt, {}, protocol, ratios):
+            warnings.warn(message, stacklevel=2)
+        result["lsqr_negative_scales"] = sum(r < 0 for r in ratios)
     mean_errors = metrics.aggregate(errors)
     ratio_values = np.asarray(ratios, dtype=np.float64)
     ratio_median = float(np.median(ratio_values))
@@ -365,11 +396,11 @@ def evaluate(opt, log: Log = print) -> dict:
 
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"metrics_{label}.json"
+        path = out_dir / metrics_file_name(split, protocol, bool(opt.post_process))
         settings = {"weights_folder": opt.load_weights_folder, "ext_disp_to_eval": opt.ext_disp_to_eval,
                     "post_process": bool(opt.post_process), "scale": protocol.scale, "align": protocol.align,
                     "eval_split": str(opt.eval_split)}
-        path.write_text(json.dumps(dict(result, settings=settings), indent=2) + "\n")
+        atomic_write_text(path, json.dumps(dict(result, settings=settings), indent=2) + "\n")
         result["metrics_path"] = str(path)
         log(f"-> Saved metrics to {path}")
     else:
@@ -379,6 +410,6 @@ def evaluate(opt, log: Log = print) -> dict:
 
 
 __all__ = ["EVAL_BATCH_SIZE", "BENCHMARK_SIZE", "NAMED_SPLITS", "EvalSplit", "KITTIBenchmarkTestDataset",
-           "Protocol", "resolve_eval_split", "scaling_protocol", "post_process_disparity",
+           "Protocol", "resolve_eval_split", "scaling_protocol", "metrics_file_name", "protocol_warnings", "post_process_disparity",
            "predict_scaled_disparities", "resize_disparity", "predict_split", "load_external_disparities",
            "write_benchmark_predictions", "evaluate_disparities", "evaluate"]

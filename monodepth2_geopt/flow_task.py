@@ -19,7 +19,7 @@ from torch.utils.data import default_collate
 from monodepth2_geopt import checkpoint, networks
 from monodepth2_geopt.batch import prepare_batch
 from monodepth2_geopt.datasets.video_dataset import UncalibratedVideoDataset, VideoDatasetError, make_mixed_dataset
-from monodepth2_geopt.errors import InputError
+from monodepth2_geopt.errors import InputError, Problems
 from monodepth2_geopt.flow_diagnostics import (DIAGNOSTIC_KEYS, diagnose_samples, evaluate_flow, format_line,
                                                ground_truth_for, ground_truth_path, reference_flow, triplet_frames,
                                                triplet_sample)
@@ -30,6 +30,7 @@ from monodepth2_geopt.splits import EIGEN_TEST_DRIVES
 from monodepth2_geopt.depth_task import load_networks
 from monodepth2_geopt.trainer import Runtime, TaskData, Trainer
 from monodepth2_geopt.networks.flow_decoder import FlowDecoder
+from monodepth2_geopt.networks.resnet_encoder import ensure_imagenet_weights
 from monodepth2_geopt.networks.motion_encoder import build_motion_encoder
 
 # Shared between tasks: "encoder" (structure encoder, transferred to depth). Task-specific: "motion_encoder"
@@ -118,8 +119,22 @@ class FlowTask:
         return models
 
     def build_data(self, rt: Runtime) -> TaskData:
+        """The data; a data problem and missing ImageNet weights (--weights_init pretrained) are reported together."""
         self.rt = rt
         opt = self.opt
+        problems, data = Problems(), None
+        with problems.check():
+            data = self.build_frame_data()
+        if opt.weights_init == "pretrained":
+            layers = {opt.num_layers} | ({opt.motion_num_layers} if opt.motion_encoder == "resnet" else set())
+            for n in sorted(layers):
+                with problems.check():
+                    ensure_imagenet_weights(n)
+        problems.raise_if_any()
+        return data
+
+    def build_frame_data(self) -> TaskData:
+        rt, opt = self.rt, self.opt
         self.sources = parse_flow_sources(opt.data_path, opt.flow_data)
         datasets, self.notes = [], []
         for i, (folder, _) in enumerate(self.sources):

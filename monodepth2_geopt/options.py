@@ -1,14 +1,17 @@
 """Command-line options: every Monodepth2 option with its name and default, plus this fork's additions.
 
-One parser for all scripts (train, evaluate, pretrain_flow). The parsed Namespace is treated as read-only:
-derived values live on the objects that use them.
+One option set for all scripts (train, evaluate, pretrain_flow). Each script's parser shows only the options it
+uses (``SCRIPT_OPTIONS``); the others keep their defaults in the Namespace, so library code reads every option of
+any script. The parsed Namespace is treated as read-only: derived values live on the objects that use them.
 """
 from __future__ import annotations
 
 import argparse
 import os
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from monodepth2_geopt import paths
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where the code is (a clone or site-packages)
 
 
 # pretrain_flow.py / evaluate_flow.py defaults that differ from train.py's (Monodepth2's). From scratch: GeoPt's
@@ -16,22 +19,72 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The other values are the pretext recipe measured to learn motion (benchmarks/RESULTS.md, README).
 FLOW_DEFAULTS = {"weights_init": "scratch", "learning_rate": 5e-4}
 
+# What each script's parser shows: whole groups (by title) and single options (by dest); "-dest" leaves one out.
+# A script given an option it does not show stops with "unrecognized arguments" instead of ignoring it.
+_EVAL_SYSTEM = {"no_cuda", "num_workers", "num_threads", "load_weights_folder"}
+SCRIPT_OPTIONS: dict[str, set[str]] = {
+    "train": {"PATHS", "TRAINING options", "OPTIMIZATION options", "ABLATION options", "SYSTEM options",
+              "LOADING options", "LOGGING options"},
+    "pretrain_flow": {"PATHS", "OPTIMIZATION options", "SYSTEM options", "LOGGING options",
+                      "FLOW PRETRAINING options (pretrain_flow.py)", "-flow_eval_max", "-json",
+                      "model_name", "num_layers", "height", "width", "scales", "frame_ids", "weights_init", "no_ssim",
+                      "load_weights_folder", "resume", "overwrite"},
+    "evaluate_depth": {"EVALUATION options", "data_path", "png", "height", "width", "dataset", "min_depth",
+                       "max_depth", "overwrite"} | _EVAL_SYSTEM,
+    "evaluate_pose": {"data_path", "png", "height", "width", "eval_split", "eval_out_dir"} | _EVAL_SYSTEM,
+    "evaluate_flow": {"flow_eval_path", "flow_eval_split", "flow_eval_max", "json", "frame_stride", "height", "width",
+                      "no_progress", "overwrite"} | (_EVAL_SYSTEM - {"num_workers"}),
+    "prepare_cache": {"data_path", "split", "dataset", "png", "height", "width", "frame_ids", "use_stereo",
+                      "image_cache", "no_progress", "overwrite"},
+}
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with each option's default; flags (off unless given) and options without a default show none."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default == argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Group:
+    """An argument group of ``MonodepthOptions`` that adds to the script's parser only the options it shows; the
+    others go to a parser that is never given arguments, only asked for its defaults."""
+
+    def __init__(self, options: "MonodepthOptions", title: str):
+        self.options, self.title, self.group = options, title, None
+
+    def add_argument(self, *flags, **kwargs):
+        dest = kwargs.get("dest") or flags[0].lstrip("-").replace("-", "_")
+        if not self.options.shows(self.title, dest):
+            return self.options.hidden.add_argument(*flags, **kwargs)
+        if self.group is None:
+            self.group = self.options.parser.add_argument_group(self.title)
+        return self.group.add_argument(*flags, **kwargs)
+
 
 class MonodepthOptions:
-    def __init__(self, description: str = "Monodepth2-GeoPt options", task: str = "depth"):
+    def __init__(self, description: str = "Monodepth2-GeoPt options", task: str = "depth", script: str | None = None):
         """``task``: "depth" (train.py and the evaluation scripts: Monodepth2's defaults) or "flow"
-        (pretrain_flow.py, evaluate_flow.py: ``FLOW_DEFAULTS`` replace some of them)."""
+        (pretrain_flow.py, evaluate_flow.py: ``FLOW_DEFAULTS`` replace some of them). ``script``: a key of
+        ``SCRIPT_OPTIONS`` (its parser shows only that script's options); None shows every option."""
         if task not in ("depth", "flow"):
             raise ValueError(f"task must be 'depth' or 'flow', got {task!r}")
-        p = self.parser = argparse.ArgumentParser(description=description)
+        if script is not None and script not in SCRIPT_OPTIONS:
+            raise ValueError(f"script must be one of {sorted(SCRIPT_OPTIONS)} or None, got {script!r}")
+        self.shown = SCRIPT_OPTIONS.get(script)
+        p = self.parser = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
+        self.hidden = argparse.ArgumentParser(add_help=False)
 
-        g = p.add_argument_group("PATHS")
-        g.add_argument("--data_path", type=str, default=os.path.join(REPO_ROOT, "kitti_data"),
-                       help="path to the training data")
+        g = self._group("PATHS")
+        g.add_argument("--data_path", type=str, default=str(paths.default_data_path()),
+                       help="path to the training data (default: kitti_data in $M2G_HOME, the clone, or the "
+                            "working directory; see monodepth2_geopt/paths.py)")
         g.add_argument("--log_dir", type=str, default=os.path.join(os.path.expanduser("~"), "tmp"),
                        help="log directory; the run goes in <log_dir>/<model_name>")
 
-        g = p.add_argument_group("TRAINING options")
+        g = self._group("TRAINING options")
         g.add_argument("--model_name", type=str, default="mdp", help="the name of the folder to save the model in")
         g.add_argument("--split", type=str, default="eigen_zhou",
                        help="a split name under splits/ (eigen_zhou, eigen_full, odom, benchmark, or your own) "
@@ -71,7 +124,7 @@ class MonodepthOptions:
                        help="stereo baseline used for the 's' frame in training units (Monodepth2: 0.1, i.e. "
                             "KITTI's 0.54 m / 5.4)")
 
-        g = p.add_argument_group("OPTIMIZATION options")
+        g = self._group("OPTIMIZATION options")
         g.add_argument("--batch_size", type=int, default=12, help="batch size")
         g.add_argument("--learning_rate", type=float, default=1e-4, help="learning rate")
         g.add_argument("--num_epochs", type=int, default=20, help="number of epochs")
@@ -88,7 +141,7 @@ class MonodepthOptions:
                        help="a step whose loss or gradient is NaN/inf is skipped (weights and Adam untouched); this "
                             "many in a row stop the run with an error")
 
-        g = p.add_argument_group("ABLATION options")
+        g = self._group("ABLATION options")
         g.add_argument("--v1_multiscale", action="store_true", help="if set, uses monodepth v1 multiscale")
         g.add_argument("--avg_reprojection", action="store_true", help="if set, uses average reprojection loss")
         g.add_argument("--disable_automasking", action="store_true", help="if set, doesn't do auto-masking")
@@ -100,14 +153,14 @@ class MonodepthOptions:
                        help="if set, uses a predictive masking scheme as in Zhou et al (needs --disable_automasking)")
         g.add_argument("--no_ssim", action="store_true", help="if set, disables ssim in the loss")
         g.add_argument("--weights_init", type=str, default="pretrained", choices=["pretrained", "scratch"],
-                       help="pretrained (ImageNet, from the local torch cache) or scratch; pretrain_flow.py "
-                            "defaults to scratch (GeoPt replaces ImageNet pretraining)")
+                       help="pretrained (torchvision's ImageNet weights, downloaded once into the torch cache) or "
+                            "scratch; pretrain_flow.py defaults to scratch (GeoPt replaces ImageNet pretraining)")
         g.add_argument("--pose_model_input", type=str, default="pairs", choices=["pairs", "all"],
                        help="how many images the pose network gets")
         g.add_argument("--pose_model_type", type=str, default="separate_resnet",
                        choices=["posecnn", "separate_resnet", "shared"], help="normal or shared")
 
-        g = p.add_argument_group("SYSTEM options")
+        g = self._group("SYSTEM options")
         g.add_argument("--no_cuda", action="store_true", help="if set disables CUDA")
         g.add_argument("--num_workers", type=int, default=12, help="number of dataloader workers")
         g.add_argument("--amp", type=str, default="auto", choices=["auto", "bf16", "off"],
@@ -116,8 +169,12 @@ class MonodepthOptions:
         g.add_argument("--channels_last", type=str, default="auto", choices=["auto", "on", "off"],
                        help="channels_last memory format: auto = on for CUDA")
         g.add_argument("--compile", action="store_true", help="torch.compile the networks")
+        g.add_argument("--num_threads", type=int, default=None,
+                       help="PyTorch CPU threads (default on the CPU: the free cores, i.e. the cores this process "
+                            "may use minus the loader workers and other processes' load, at least 1; kept as it is "
+                            "when OMP_NUM_THREADS is set or on CUDA)")
 
-        g = p.add_argument_group("LOADING options")
+        g = self._group("LOADING options")
         g.add_argument("--load_weights_folder", type=str, help="name of model to load")
         g.add_argument("--models_to_load", nargs="+", type=str, default=["encoder", "depth", "pose_encoder", "pose"],
                        help="models to load")
@@ -134,15 +191,19 @@ class MonodepthOptions:
                        help="allow replacing existing outputs (a run folder with checkpoints, a split, ground "
                             "truth, a cache, a synthetic world, predictions); without it such commands refuse")
 
-        g = p.add_argument_group("LOGGING options")
+        g = self._group("LOGGING options")
         g.add_argument("--log_frequency", type=int, default=250, help="number of batches between each tensorboard log")
         g.add_argument("--save_frequency", type=int, default=1, help="number of epochs between each save")
         g.add_argument("--save_every_steps", type=int, default=1000,
                        help="also write models/last (everything --resume needs) every this many steps, and on "
                             "Ctrl-C / SIGTERM; 0: only at the end of each epoch")
         g.add_argument("--no_progress", action="store_true", help="disable the progress bar")
+        g.add_argument("--keep_last", type=int, default=0,
+                       help="keep only the newest N models/weights_<epoch> folders (each holds an adam.pth, about "
+                            "215 MB with ResNet-18); 0 keeps all, as Monodepth2. models/last and the newest "
+                            "folder are never deleted")
 
-        g = p.add_argument_group("EVALUATION options")
+        g = self._group("EVALUATION options")
         g.add_argument("--eval_stereo", action="store_true", help="if set evaluates in stereo mode")
         g.add_argument("--eval_mono", action="store_true", help="if set evaluates in mono mode")
         g.add_argument("--disable_median_scaling", action="store_true", help="if set disables median scaling")
@@ -166,7 +227,7 @@ class MonodepthOptions:
                        help="mono alignment: per-image median scaling (Monodepth2) or least-squares scale and "
                             "shift in disparity (NimbleD's eigen_benchmark protocol)")
 
-        g = p.add_argument_group("FLOW PRETRAINING options (pretrain_flow.py)")
+        g = self._group("FLOW PRETRAINING options (pretrain_flow.py)")
         g.add_argument("--latent_dim", type=int, default=128, help="size of the latent motion vector")
         g.add_argument("--bottleneck_channels", type=int, default=32,
                        help="channels of the 1x1 bottleneck on the deepest structure features (0: none)")
@@ -232,8 +293,18 @@ class MonodepthOptions:
                        help="split file of '<drive> <frame> [l|r]' lines restricting --flow_eval_path "
                             "(default: every ground-truth file found)")
 
+        p.set_defaults(**vars(self.hidden.parse_args([])))  # the options this script does not show
         if task == "flow":
             p.set_defaults(**FLOW_DEFAULTS)
+
+    def shows(self, title: str, dest: str) -> bool:
+        """Whether this script's parser shows option ``dest`` of group ``title``."""
+        if self.shown is None:
+            return True
+        return (title in self.shown or dest in self.shown) and f"-{dest}" not in self.shown
+
+    def _group(self, title: str) -> _Group:
+        return _Group(self, title)
 
     def parse(self, args=None) -> argparse.Namespace:
         return self.parser.parse_args(args)

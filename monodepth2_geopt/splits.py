@@ -13,12 +13,15 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from urllib.error import URLError
 from urllib.request import urlopen
+from monodepth2_geopt import paths
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.fileio import atomic_write_bytes
 from monodepth2_geopt.kitti_layout import (CAMERA_FOLDERS, IMAGE_DATA, SplitEntry, format_split_line, image_dir,
                                            other_side, parse_split_line, write_split_file)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+# The project root (paths.project_root: $M2G_HOME, the clone, or the working directory of an installed package):
+# named split folders are looked up under <REPO_ROOT>/splits.
+REPO_ROOT = paths.project_root()
 
 MONODEPTH2_REPO = "nianticlabs/monodepth2"
 # Monodepth2 HEAD b676244 (2022-01-29); its splits/ are unchanged since the initial release.

@@ -37,8 +37,8 @@ from tqdm import tqdm
 from monodepth2_geopt import checkpoint
 from monodepth2_geopt.batch import prepare_batch
 from monodepth2_geopt.errors import InputError, TrainingError
-from monodepth2_geopt.utils import (DistInfo, init_distributed, make_loader, pick_device, sec_to_hm_str,
-                                    seed_everything)
+from monodepth2_geopt.utils import (DistInfo, configure_cpu_threads, init_distributed, make_loader, pick_device,
+                                    sec_to_hm_str, seed_everything)
 
 LOG_EVERY_LATE = 2000  # after this many steps, log (and validate) every 2000 steps only (Monodepth2's cadence)
 # Options that may change between an interrupted run and its --resume (everything else must match).
@@ -46,7 +46,7 @@ RESUME_MAY_CHANGE = frozenset({
     "resume", "overwrite", "num_epochs", "num_workers", "no_progress", "log_frequency", "save_frequency",
     "save_every_steps", "data_path", "log_dir", "no_cuda", "compile", "image_cache", "max_nonfinite_steps",
     "load_weights_folder", "geopt_weights", "flow_eval_path", "flow_val_split", "json",
-    "skip_bad_images"})
+    "skip_bad_images", "keep_last", "num_threads"})
 
 
 def total_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -67,6 +67,8 @@ def validate_run_options(opt) -> None:
               ("--log_frequency", opt.log_frequency, opt.log_frequency >= 1, "at least 1"),
               ("--save_frequency", opt.save_frequency, opt.save_frequency >= 1, "at least 1"),
               ("--save_every_steps", opt.save_every_steps, opt.save_every_steps >= 0, "0 (off) or more"),
+              ("--keep_last", opt.keep_last, opt.keep_last >= 0, "0 (keep all) or more"),
+              ("--num_threads", opt.num_threads, opt.num_threads is None or opt.num_threads >= 1, "at least 1"),
               ("--scheduler_step_size", opt.scheduler_step_size, opt.scheduler_step_size >= 1, "at least 1"),
               ("--max_nonfinite_steps", opt.max_nonfinite_steps, opt.max_nonfinite_steps >= 1, "at least 1")]
     for flag, value, ok, want in checks:
@@ -219,9 +221,11 @@ class Trainer:
         self.setup_optimisation()
         self.build_loaders(data)
         self.setup_logging()
+        cpu_threads = f", {torch.get_num_threads()} CPU threads" if self.device.type == "cpu" else ""
         self.log(f"Training model named: {opt.model_name} | models and tensorboard files in {self.log_path}\n"
                  f"Training is using: {self.device} (bf16 autocast {'on' if self.amp else 'off'}, "
-                 f"channels_last {'on' if self.channels_last else 'off'}, {self.dist.world_size} process(es))\n"
+                 f"channels_last {'on' if self.channels_last else 'off'}, {self.dist.world_size} process(es)"
+                 f"{cpu_threads})\n"
                  f"{data.description}")
         self.pending_rng = None
         self.loss_history: list[torch.Tensor] | None = None  # tools.experiments.train_steps records the losses
@@ -232,6 +236,7 @@ class Trainer:
     def setup_runtime(self) -> Runtime:
         """Process group, device, seeding and precision flags."""
         opt = self.opt
+        configure_cpu_threads(opt.num_threads)  # the automatic default is the command line's (cli.*.main)
         dist_info = init_distributed(not opt.no_cuda and torch.cuda.is_available())
         device = pick_device(opt.no_cuda, dist_info)
         seed_everything(opt.seed, dist_info.rank)
@@ -571,6 +576,9 @@ class Trainer:
         checkpoint.save_weights_folder(folder, self.models, self.model_optimizer, encoder_meta=self.encoder_meta(),
                                        extra=extra)
         self.log(f"saved {folder}")
+        pruned = checkpoint.prune_weights_folders(folder.parent, self.opt.keep_last)
+        if pruned:
+            self.log(f"--keep_last {self.opt.keep_last}: deleted {', '.join(p.name for p in pruned)}")
         return folder
 
     def save_last(self) -> None:
@@ -642,8 +650,10 @@ class Trainer:
             while flag in args:
                 i = args.index(flag)
                 del args[i:i + (1 if flag == "--overwrite" else 2)]
-        script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0].endswith(".py") else (
-            "train.py" if self.task.kind == "depth" else "pretrain_flow.py")
+        name = os.path.basename(sys.argv[0]) if sys.argv else ""
+        if name.startswith("m2g-"):  # an installed console command (pyproject.toml [project.scripts])
+            return " ".join([name, *args, "--resume", "last"])
+        script = name if name.endswith(".py") else ("train.py" if self.task.kind == "depth" else "pretrain_flow.py")
         return " ".join(["python", script, *args, "--resume", "last"])
 
     # ------------------------------------------------------------------ signals

@@ -20,6 +20,10 @@ import pytest
 import torch
 from PIL import Image
 
+# Tests never download: ImageNet weights missing from the torch cache are an error, not a fetch (the tests of the
+# fetch itself serve a file locally and lift this). Inherited by the scripts the tests start as subprocesses.
+os.environ["M2G_OFFLINE"] = "1"
+
 # The real samples beside the project (../shared/data; M2G_SHARED_DATA overrides). A test that needs them skips
 # with a reason naming this path when they are absent, unless M2G_REQUIRE_SHARED_DATA=1 (as .ci/run sets), which
 # turns those skips into failures: CI must not pass by skipping the real-data tests.

@@ -130,6 +130,7 @@ def test_stereo_with_sideless_split_lines(kitti_tiny, tmp_path):
 def test_missing_first_image_names_the_path(kitti_tiny, tmp_path):
     split = write_split(tmp_path / "split", [f"{kitti_tiny.drive} 1 l", f"{kitti_tiny.drive} 2 l"],
                         [f"{kitti_tiny.drive} 3 l"])
+    (tmp_path / "nowhere").mkdir()  # a data folder without the frames (a missing folder: test_first_hour.py)
     msg = trainer_error(kitti_tiny, tmp_path, split=split, data_path=tmp_path / "nowhere")
     assert str(tmp_path / "nowhere" / kitti_tiny.drive / "image_02" / "data" / "0000000001.png") in msg
 

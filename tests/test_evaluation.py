@@ -98,7 +98,7 @@ def test_ground_truth_as_prediction_is_perfect(gt_split, tmp_path, mode, fn):
     assert result["abs_rel"] < 1e-4  # prints as 0.000
     assert result["a1"] == 1.0 and result["a3"] == 1.0
     assert result["ratio_median"] == pytest.approx(1.0, abs=1e-5)
-    saved = json.loads((out / "metrics_kitti3.json").read_text())
+    saved = json.loads((out / f"metrics_kitti3_{mode[len('--eval_'):].replace('mono', 'median')}.json").read_text())
     assert saved["abs_rel"] == pytest.approx(result["abs_rel"])
     assert saved["settings"]["scale"] == (STEREO_SCALE_FACTOR if mode == "--eval_stereo" else 1.0)
     assert len(list((out / "disp_images_kitti3").glob("*.jpeg"))) == 3
@@ -146,11 +146,12 @@ def test_evaluates_a_weights_folder_end_to_end(gt_split, tmp_path):
     assert all(np.isfinite(result[k]) for k in ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3"))
     disps = np.load(out / "disps_kitti3_split.npy")
     assert disps.shape == (3, 64, 192)  # network resolution, read from encoder.pth
-    assert (out / "metrics_kitti3.json").is_file()
+    assert (out / "metrics_kitti3_median_pp.json").is_file()
     # without --eval_out_dir, the metrics go to the weights folder
-    evaluate(parse("--load_weights_folder", weights, "--data_path", data_path, "--png", "--eval_stereo",
-                   "--eval_split", split_dir))
-    assert (weights / "metrics_kitti3.json").is_file()
+    with pytest.warns(UserWarning, match="--eval_stereo on a model trained without stereo"):  # a mono model
+        evaluate(parse("--load_weights_folder", weights, "--data_path", data_path, "--png", "--eval_stereo",
+                       "--eval_split", split_dir))
+    assert (weights / "metrics_kitti3_stereo.json").is_file()
 
 
 def test_benchmark_split_writes_uint16_pngs(tmp_path):
@@ -180,7 +181,7 @@ def test_benchmark_split_with_a_model(tmp_path):
     (tmp_path / "data" / "image").mkdir(parents=True)
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (120, 400, 3), dtype=np.uint8)).save(
         tmp_path / "data" / "image" / "0000000000.png")
-    weights = make_depth_weights(tmp_path / "w", height=64, width=64)
+    weights = make_depth_weights(tmp_path / "w", height=64, width=64, use_stereo=True)
     evaluate(parse("--load_weights_folder", weights, "--data_path", tmp_path / "data", "--png", "--eval_stereo",
                    "--eval_split", split_dir))
     assert (weights / "benchmark_predictions" / "0000000000.png").is_file()

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import os
+import socket
+from http.client import HTTPException
+from urllib.error import URLError
 
 import torch
 import torch.nn as nn
@@ -19,21 +22,64 @@ RESNET_SPECS = {
 }
 
 
-def imagenet_state_dict(num_layers: int) -> dict:
-    """ImageNet weights of torchvision's ResNet from the local torch cache, never from the network.
+OFFLINE_ENV = "M2G_OFFLINE"  # "1": never download ImageNet weights (tests, CI, air-gapped machines)
+FETCH_TIMEOUT_S = 60.0  # a download that receives nothing for this long counts as offline
 
-    Raises InputError saying how to get the file (or to use ``--weights_init scratch``) when it is absent.
+
+def imagenet_url(num_layers: int) -> str:
+    """torchvision's URL of the ImageNet (IMAGENET1K_V1) weights; its file name carries a SHA-256 prefix."""
+    return RESNET_SPECS[num_layers][2].IMAGENET1K_V1.url
+
+
+def imagenet_cache_path(num_layers: int) -> str:
+    """Where torchvision caches those weights: ``<torch hub dir>/checkpoints/<file name of the URL>``
+    (``$TORCH_HOME/hub/checkpoints``, by default ``~/.cache/torch/hub/checkpoints``)."""
+    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(imagenet_url(num_layers)))
+
+
+def ensure_imagenet_weights(num_layers: int) -> str:
+    """The cached ImageNet weights file of ResNet-``num_layers``, downloaded first if absent.
+
+    The download is torchvision's own (``torch.hub.load_state_dict_from_url`` with ``check_hash=True``, as
+    ``torchvision.models.resnet18(weights="IMAGENET1K_V1")`` does): the same cache folder and file name, the
+    SHA-256 prefix in the name checked, nothing kept from a failed download. Without network (or with
+    ``M2G_OFFLINE=1``) raises InputError naming the URL, the file to put there and ``--weights_init scratch``.
     """
-    weights = RESNET_SPECS[num_layers][2].IMAGENET1K_V1
-    filename = os.path.basename(weights.url)
-    path = os.path.join(torch.hub.get_dir(), "checkpoints", filename)
-    if not os.path.isfile(path):
-        raise InputError(
-            f"ImageNet weights for ResNet-{num_layers} are not in the local torch cache ({path}). "
-            f"Download {weights.url} to that path (e.g. run `python -c \"import torchvision; "
-            f"torchvision.models.resnet{num_layers}(weights='IMAGENET1K_V1')\"` on a machine with internet "
-            f"and copy the file), or train with --weights_init scratch.")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    if num_layers not in RESNET_SPECS:
+        raise InputError(f"--num_layers {num_layers} is not supported; choose one of {sorted(RESNET_SPECS)}")
+    url, path = imagenet_url(num_layers), imagenet_cache_path(num_layers)
+    if os.path.isfile(path):
+        return path
+    by_hand = (f"put {url} there (e.g. copy it from a machine with internet, where `python -c \"import torchvision; "
+               f"torchvision.models.resnet{num_layers}(weights='IMAGENET1K_V1')\"` caches it), or train with "
+               "--weights_init scratch")
+    if os.environ.get(OFFLINE_ENV) == "1":
+        raise InputError(f"ImageNet weights for ResNet-{num_layers} are not in the torch cache ({path}) and "
+                         f"{OFFLINE_ENV}=1 forbids downloading them: {by_hand}")
+    print(f"Downloading ImageNet weights for ResNet-{num_layers} (once) from {url} to {path}", flush=True)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(FETCH_TIMEOUT_S)  # urlopen in torch.hub has no timeout of its own
+    try:
+        torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=True, check_hash=True,
+                                           weights_only=True)
+    except (URLError, OSError, HTTPException) as err:
+        reason = getattr(err, "reason", None) or err
+        raise InputError(f"ImageNet weights for ResNet-{num_layers} are not in the torch cache ({path}) and could "
+                         f"not be downloaded ({reason}): {by_hand}") from None
+    except RuntimeError as err:
+        if "hash" not in str(err):
+            raise
+        raise InputError(f"the download of {url} failed its SHA-256 check ({err}); nothing was kept in "
+                         f"{os.path.dirname(path)}: run again, or {by_hand}") from None
+    finally:
+        socket.setdefaulttimeout(previous)
+    return path
+
+
+def imagenet_state_dict(num_layers: int) -> dict:
+    """ImageNet weights of torchvision's ResNet from the torch cache, downloaded once when absent
+    (``ensure_imagenet_weights``)."""
+    return torch.load(ensure_imagenet_weights(num_layers), map_location="cpu", weights_only=True)
 
 
 def build_resnet(num_layers: int, pretrained: bool = False, num_input_images: int = 1) -> models.ResNet:

@@ -80,6 +80,7 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".flv", ".wmv",
      ".ts", ".mts", ".m2ts", ".3gp", ".ogv", ".vob", ".y4m"}
 )
+STILL_IMAGE_FORMATS = frozenset({"image2", "jpeg_pipe", "png_pipe", "bmp_pipe", "tiff_pipe", "webp_pipe"})
 THUMB_WIDTH = 64
 HIST_BINS = 32
 IMAGE_EXTENSIONS = ("jpg", "png")
@@ -283,11 +284,21 @@ def _open_video(path: Path):
         raise VideoExtractionError(f"video file not found: '{path}'")
     try:
         container = av.open(str(path))
+    except av.InvalidDataError as exc:  # FFmpeg recognises no media format: a damaged video, or not a video at all
+        if path.suffix.lower() in VIDEO_EXTENSIONS:
+            raise VideoExtractionError(f"cannot decode video file '{path}': {_av_message(exc)}") from None
+        raise VideoExtractionError(f"'{path}' is not a video ({_av_message(exc)}); give a video file "
+                                   f"({', '.join(sorted(VIDEO_EXTENSIONS))}) or a folder of them") from None
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise VideoExtractionError(f"cannot decode video file '{path}': {_av_message(exc)}") from None
+    if container.format.name in STILL_IMAGE_FORMATS or container.format.name.endswith("_pipe"):
+        container.close()  # FFmpeg reads a still image as a one-frame video: nothing to pretrain on
+        raise VideoExtractionError(f"'{path}' is not a video but a still image ({container.format.name}); give a "
+                                   "video file or a folder of videos (folders of frames you already have go straight "
+                                   "to pretrain_flow.py --data_path)")
     if not container.streams.video:
         container.close()
-        raise VideoExtractionError(f"no video stream in '{path}'")
+        raise VideoExtractionError(f"'{path}' is not a video: it has no video stream")
     return container, container.streams.video[0]
 
 
