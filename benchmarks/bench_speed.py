@@ -105,7 +105,7 @@ def measure(trainer, steps: int, warmup: int) -> dict:
     return {"e2e": e2e_rate, "compute": compute_rate, "loader": loader_rate, "mem": peak_memory_gb(device)}
 
 
-def main():
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data_path", default=None, help="KITTI-layout data with splits/; default: generated")
     p.add_argument("--height", type=int, default=192)
@@ -125,7 +125,7 @@ def main():
     p.add_argument("--no_write", action="store_true", help="the earlier opt-out; printing only is now the default")
     p.add_argument("--data_size", nargs=2, type=int, default=[1242, 375], metavar=("W", "H"),
                    help="size of the generated frames (KITTI's by default)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.quick:
         args.height, args.width, args.batch_size, args.num_workers, args.steps, args.warmup = 64, 192, 2, 0, 2, 1
         args.write_results = False
@@ -133,6 +133,11 @@ def main():
         what = "is not a folder" if not Path(args.data_path).is_dir() else "has no splits/train_files.txt"
         raise InputError(f"--data_path {args.data_path} {what}: give a KITTI-layout tree with splits/train_files.txt "
                          "and val_files.txt (e.g. from generate_synthetic.py), or leave --data_path out to generate one")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="bench_speed_")
     args.log_dir = tmp
     if args.data_path is None:

@@ -14,7 +14,12 @@ from pathlib import Path
 
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.kitti_layout import frame_path, parse_split_line
-from monodepth2_geopt.options import REPO_ROOT
+from monodepth2_geopt.paths import source_checkout
+
+# The console commands of pyproject.toml that run the flat scripts' programs (monodepth2_geopt/cli/<script>).
+CONSOLE_COMMANDS = {"generate_synthetic.py": "m2g-generate-synthetic", "pretrain_flow.py": "m2g-pretrain",
+                    "train.py": "m2g-train", "export_gt_depth.py": "m2g-export-gt-depth",
+                    "evaluate_depth.py": "m2g-evaluate", "test_simple.py": "m2g-infer"}
 
 
 def latest_weights(run_dir: Path) -> Path:
@@ -28,13 +33,18 @@ def run_demo(out_dir: str | os.PathLike = "demo", width: int = 192, height: int 
              frames_per_drive: int = 40, video_frames: int = 120, flow_epochs: int = 2, depth_epochs: int = 4,
              batch_size: int = 4, num_workers: int = 1, seed: int = 0) -> dict:
     out = Path(out_dir).resolve()
+    checkout = source_checkout()
     world, videos, runs = out / "world", out / "videos", out / "runs"
     started = time.time()
 
     def step(title, script, *args):
-        cmd = [sys.executable, script] + [str(a) for a in args]
-        print(f"\n=== {title}\n$ python {script} {' '.join(shlex.quote(str(a)) for a in args)}", flush=True)
-        proc = subprocess.run(cmd, cwd=REPO_ROOT)
+        if checkout is not None:  # a clone: the flat scripts, as the README shows them
+            cmd, shown = [sys.executable, script], f"python {script}"
+        else:  # an installed package: the same programs as console commands
+            cmd, shown = [sys.executable, "-m", f"monodepth2_geopt.cli.{script[:-3]}"], CONSOLE_COMMANDS[script]
+        cmd += [str(a) for a in args]
+        print(f"\n=== {title}\n$ {shown} {' '.join(shlex.quote(str(a)) for a in args)}", flush=True)
+        proc = subprocess.run(cmd, cwd=checkout)
         if proc.returncode != 0:
             raise InputError(f"step '{title}' failed (exit code {proc.returncode}); the command is printed above")
 
