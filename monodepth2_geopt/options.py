@@ -79,8 +79,8 @@ class MonodepthOptions:
 
         g = self._group("PATHS")
         g.add_argument("--data_path", type=str, default=str(paths.default_data_path()),
-                       help="path to the training data (default: kitti_data in $M2G_HOME, the clone, or the "
-                            "working directory; see monodepth2_geopt/paths.py)")
+                       help="path to the training data; by default kitti_data in $M2G_HOME, else in the clone, else "
+                            "in the working directory (monodepth2_geopt/paths.py)")
         g.add_argument("--log_dir", type=str, default=os.path.join(os.path.expanduser("~"), "tmp"),
                        help="log directory; the run goes in <log_dir>/<model_name>")
 

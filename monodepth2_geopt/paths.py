@@ -45,3 +45,19 @@ def splits_dir() -> Path:
 
 def models_dir() -> Path:
     return project_root() / "models"
+
+
+# The console command of each flat script (pyproject.toml [project.scripts]).
+CONSOLE_COMMANDS = {"train.py": "m2g-train", "pretrain_flow.py": "m2g-pretrain", "evaluate_depth.py": "m2g-evaluate",
+                    "test_simple.py": "m2g-infer", "evaluate_pose.py": "m2g-evaluate-pose",
+                    "evaluate_flow.py": "m2g-evaluate-flow", "evaluate_intrinsics.py": "m2g-evaluate-intrinsics",
+                    "export_gt_depth.py": "m2g-export-gt-depth", "download_splits.py": "m2g-download-splits",
+                    "make_split.py": "m2g-make-split", "extract_frames.py": "m2g-extract-frames",
+                    "generate_synthetic.py": "m2g-generate-synthetic", "prepare_cache.py": "m2g-prepare-cache",
+                    "run_demo.py": "m2g-demo"}
+
+
+def command(script: str) -> str:
+    """How the user runs ``script`` here: ``python train.py`` in a clone, ``m2g-train`` from an installed package
+    (for messages that tell the user what to type)."""
+    return f"python {script}" if source_checkout() is not None else CONSOLE_COMMANDS[script]

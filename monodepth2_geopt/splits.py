@@ -107,7 +107,7 @@ def resolve_split_dir(split: str | Path, repo_root: str | Path = REPO_ROOT) -> P
         return named
     if Path(split).is_dir():
         return Path(split)
-    hint = (f" Download it with `python download_splits.py {split}`."
+    hint = (f" Download it with `{paths.command('download_splits.py')} {split}`."
             if str(split) in PUBLISHED_SPLITS else "")
     raise FileNotFoundError(
         f"split {str(split)!r} is neither a folder under {Path(repo_root) / 'splits'} nor a "

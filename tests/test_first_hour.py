@@ -211,6 +211,7 @@ def test_console_commands_run_the_flat_scripts_programs():
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert {"m2g-train", "m2g-pretrain", "m2g-evaluate", "m2g-infer"} <= set(scripts)
+    assert {c: f"monodepth2_geopt.cli.{f[:-3]}:run" for f, c in paths.CONSOLE_COMMANDS.items()} == scripts
     import importlib
     for command, target in scripts.items():
         module, func = target.split(":")

@@ -14,12 +14,7 @@ from pathlib import Path
 
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.kitti_layout import frame_path, parse_split_line
-from monodepth2_geopt.paths import source_checkout
-
-# The console commands of pyproject.toml that run the flat scripts' programs (monodepth2_geopt/cli/<script>).
-CONSOLE_COMMANDS = {"generate_synthetic.py": "m2g-generate-synthetic", "pretrain_flow.py": "m2g-pretrain",
-                    "train.py": "m2g-train", "export_gt_depth.py": "m2g-export-gt-depth",
-                    "evaluate_depth.py": "m2g-evaluate", "test_simple.py": "m2g-infer"}
+from monodepth2_geopt.paths import CONSOLE_COMMANDS, source_checkout
 
 
 def latest_weights(run_dir: Path) -> Path:
