@@ -38,6 +38,8 @@ class Problems:
         self.errors: list[Exception | None] = []
 
     def add(self, message: str, error: Exception | None = None) -> None:
+        if message in self.messages:  # e.g. the same missing split folder for train and val
+            return
         self.messages.append(message)
         self.errors.append(error)
 

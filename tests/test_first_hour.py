@@ -84,7 +84,7 @@ def test_imagenet_weights_are_downloaded_once_into_the_torch_cache(tmp_path, tor
         loaded = resnet_encoder.imagenet_state_dict(18)  # cached now: no second request
     assert requested == [f"/{name}"]
     torch.testing.assert_close(loaded["conv1.weight"], state["conv1.weight"])
-    assert "Downloading ImageNet weights for ResNet-18 (once)" in capsys.readouterr().out
+    assert f'Downloading: "{base}/{name}" to {torch_home / name}' in capsys.readouterr().out  # torch.hub's line
 
 
 def test_a_download_with_the_wrong_hash_is_refused_and_not_kept(tmp_path, torch_home, monkeypatch):
@@ -127,20 +127,26 @@ def train_args(tmp_path, *extra):
 
 
 def test_every_failed_precondition_is_reported_in_one_message(tmp_path, monkeypatch):
-    """Missing data folder, missing split (train and val lists) and ImageNet weights that cannot be fetched: one
-    InputError naming all four, before any network is built; without ImageNet (scratch) the same minus one."""
+    """Missing data folder, missing split folder and ImageNet weights that cannot be fetched: one InputError naming
+    all three, before any network is built; without ImageNet (scratch) the same minus one."""
     from monodepth2_geopt.depth_task import depth_trainer
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_cache"))  # conftest: M2G_OFFLINE=1
     with pytest.raises(InputError) as err:
         depth_trainer(MonodepthOptions().parse(train_args(tmp_path)))
     msg = str(err.value)
-    assert msg.startswith("4 problems, found before starting: (1) --data_path") and "\n" not in msg
-    assert str(tmp_path / "no_data") in msg and msg.count(str(tmp_path / "no_split")) == 2
-    assert "(4) ImageNet weights for ResNet-18" in msg
+    assert msg.startswith("3 problems, found before starting: (1) --data_path") and "\n" not in msg
+    assert str(tmp_path / "no_data") in msg and msg.count(str(tmp_path / "no_split")) == 1  # once, not per list
+    assert "(3) ImageNet weights for ResNet-18" in msg
     with pytest.raises(InputError) as err:
         depth_trainer(MonodepthOptions().parse(train_args(tmp_path, "--weights_init", "scratch")))
-    assert str(err.value).startswith("3 problems") and "ImageNet" not in str(err.value)
+    assert str(err.value).startswith("2 problems") and "ImageNet" not in str(err.value)
+    split = tmp_path / "empty_split"  # a split folder without its lists: both named
+    split.mkdir()
+    with pytest.raises(InputError) as err:
+        depth_trainer(MonodepthOptions().parse(train_args(tmp_path, "--weights_init", "scratch", "--split",
+                                                          str(split))))
+    assert str(split / "train_files.txt") in str(err.value) and str(split / "val_files.txt") in str(err.value)
 
 
 def test_a_missing_split_and_offline_imagenet_come_together(kitti_tiny, tmp_path, monkeypatch):

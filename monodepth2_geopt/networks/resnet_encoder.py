@@ -56,7 +56,6 @@ def ensure_imagenet_weights(num_layers: int) -> str:
     if os.environ.get(OFFLINE_ENV) == "1":
         raise InputError(f"ImageNet weights for ResNet-{num_layers} are not in the torch cache ({path}) and "
                          f"{OFFLINE_ENV}=1 forbids downloading them: {by_hand}")
-    print(f"Downloading ImageNet weights for ResNet-{num_layers} (once) from {url} to {path}", flush=True)
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(FETCH_TIMEOUT_S)  # urlopen in torch.hub has no timeout of its own
     try:
