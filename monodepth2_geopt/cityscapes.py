@@ -204,6 +204,7 @@ class CityscapesEvalImages(Dataset):
 
 
 __all__ = ["CITYSCAPES_SIZE", "EGO_KEEP_FRACTION", "EVAL_CROP_FRACTIONS", "parse_line", "component_dir",
-           "frame_file", "list_frames", "write_test_list", "missing_files", "read_camera", "decode_disparity", "read_disparity_png",
+           "frame_file", "list_frames", "write_test_list", "missing_files", "read_camera", "decode_disparity",
+           "read_disparity_png",
            "disparity_to_depth", "gt_depth", "kept_rows", "crop_ego_car", "eval_crop_slices",
            "CityscapesEvalImages"]

@@ -78,7 +78,7 @@ def resolve_eval_split(eval_split: str, repo_root: str | Path = REPO_ROOT) -> Ev
                          "splits/cityscapes/test_files.txt there)")
     split_dir = resolve_split_dir(eval_split, repo_root)
     name = split_dir.name if split_dir.name in NAMED_SPLITS else str(eval_split)
-    kind = {"benchmark": "benchmark", "cityscapes": "cityscapes"}.get(name, "odom" if name.startswith("odom_") else "raw")
+    kind = "odom" if name.startswith("odom_") else name if name in ("benchmark", "cityscapes") else "raw"
     return EvalSplit(name, split_dir, split_dir / "test_files.txt", split_dir / "gt_depths.npz", kind)
 
 

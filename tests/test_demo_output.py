@@ -40,12 +40,14 @@ def test_demo_steps_show_progress_without_changing_the_runs(tmp_path, monkeypatc
 
     monkeypatch.setattr(demo.subprocess, "run", fake_run)
     monkeypatch.delenv("TQDM_MININTERVAL", raising=False)
+    monkeypatch.delenv("TQDM_MAXINTERVAL", raising=False)
     demo.run_demo(tmp_path / "demo")
     trainings = [(cmd, env) for cmd, env in calls if cmd[1] in ("pretrain_flow.py", "train.py")]
     assert len(trainings) == 2
     for cmd, env in trainings:
         assert "--no_progress" not in cmd  # the progress bar is on ...
-        assert env["TQDM_MININTERVAL"] == str(demo.QUIET_BAR_INTERVAL)  # ... and throttled: pytest's stderr is no tty
+        # ... and throttled: pytest's stderr is no tty
+        assert env["TQDM_MININTERVAL"] == env["TQDM_MAXINTERVAL"] == str(demo.QUIET_BAR_INTERVAL)
         i = cmd.index("--log_frequency")
         assert cmd[i + 1] == "50" and cmd[cmd.index("--seed") + 1] == "0"  # the runs themselves are as before
     out = capsys.readouterr().out

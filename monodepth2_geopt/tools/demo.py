@@ -5,8 +5,9 @@ export_gt_depth.py -> evaluate_depth.py -> test_simple.py. Each step runs as a s
 
 Progress: the two trainings show their progress bar (examples, rate, time left; its title names the epoch).
 In a terminal it redraws in place; when the output goes to a file or a pipe it is redrawn at most every
-``QUIET_BAR_INTERVAL`` seconds (tqdm's ``TQDM_MININTERVAL``), so a log gets a few lines per minute, not
-thousands. The bar changes nothing in the runs (``--log_frequency``, seeds and budgets are as before).
+``QUIET_BAR_INTERVAL`` seconds (tqdm's ``TQDM_MININTERVAL`` and ``TQDM_MAXINTERVAL``), so a log gets a couple of
+lines per minute, not thousands. The bar changes nothing in the runs (``--log_frequency``, seeds and budgets are
+as before).
 """
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ def run_demo(out_dir: str | os.PathLike = "demo", width: int = 192, height: int 
     env = dict(os.environ)
     if not sys.stderr.isatty():  # a log file or a pipe: a progress line now and then, not a redraw per step
         env.setdefault("TQDM_MININTERVAL", str(QUIET_BAR_INTERVAL))
+        env.setdefault("TQDM_MAXINTERVAL", str(QUIET_BAR_INTERVAL))  # tqdm's monitor thread redraws after this
 
     def step(title, script, *args):
         cmd = [sys.executable, script] + [str(a) for a in args]
