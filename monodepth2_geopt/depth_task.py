@@ -26,7 +26,7 @@ from monodepth2_geopt.losses import MinReprojectionConfig, depth_objective
 from monodepth2_geopt.metrics import training_depth_errors
 from monodepth2_geopt.splits import readlines, resolve_split_dir
 from monodepth2_geopt.trainer import Runtime, TaskData, Trainer
-from monodepth2_geopt.visualize import normalize_image
+from monodepth2_geopt.visualize import disparity_image
 
 # TensorBoard names of the training-time depth metrics (Monodepth2's).
 DEPTH_METRIC_NAMES = {"abs_rel": "de/abs_rel", "sq_rel": "de/sq_rel", "rmse": "de/rms", "rmse_log": "de/log_rms",
@@ -384,7 +384,7 @@ class DepthTask:
                     writer.add_image(f"color_{f}_{s}/{j}", inputs[("color", f, s)][j].float(), step)
                     if s == 0 and f != 0:
                         writer.add_image(f"color_pred_{f}_{s}/{j}", outputs[("color", f, s)][j].float(), step)
-                writer.add_image(f"disp_{s}/{j}", normalize_image(outputs[("disp", s)][j].float()), step)
+                writer.add_image(f"disp_{s}/{j}", disparity_image(outputs[("disp", s)][j]), step)  # magma
                 if opt.predictive_mask:
                     for f_idx, f in enumerate(self.frame_ids[1:]):
                         writer.add_image(f"predictive_mask_{f}_{s}/{j}",
