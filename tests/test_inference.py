@@ -58,16 +58,16 @@ def test_folder_writes_both_outputs_and_skips_its_own(weights, tmp_path):
     folder.mkdir()
     real_or_synthetic_image((160, 90)).save(folder / "a.jpg")
     real_or_synthetic_image((123, 77)).save(folder / "b.jpg")
-    run_inference(folder, weights, ext="jpg")
+    run_inference(folder, weights, ext="jpg", next_to_inputs=True)  # Monodepth2's habit, when asked
     for name, size in (("a", (160, 90)), ("b", (123, 77))):
         with Image.open(folder / f"{name}_disp.jpeg") as img:
             assert img.size == size  # the colour map is at the input's size
-        assert np.load(folder / f"{name}_disp.npy").shape == (1, 1, 64, 64)  # network resolution
+        assert np.load(folder / f"{name}_disp.npy").shape == (1, 1, size[1], size[0])  # and so is the array
     # a second run, also over .jpeg files, never treats its own outputs as inputs
     before = sorted(p.name for p in folder.iterdir())
-    run_inference(folder, weights, ext="jpg", overwrite=True)  # without overwrite: refused (test_stale_artefacts)
+    run_inference(folder, weights, ext="jpg", overwrite=True, next_to_inputs=True)  # else refused
     with pytest.raises(InputError, match="own outputs"):
-        run_inference(folder, weights, ext="jpeg")  # only outputs have that extension here
+        run_inference(folder, weights, ext="jpeg", next_to_inputs=True)  # only outputs have that extension here
     after = sorted(p.name for p in folder.iterdir())
     assert after == before
     assert not list(folder.glob("*_disp_disp*"))
@@ -80,7 +80,7 @@ def test_output_dir_and_metric_depth(weights, tmp_path):
         written = run_inference(image, weights, pred_metric_depth=True, output_dir=tmp_path / "out")
     assert sorted(p.name for p in written) == ["x_depth.npy", "x_disp.jpeg"]
     depth = np.load(tmp_path / "out" / "x_depth.npy")
-    assert depth.shape == (1, 1, 64, 64)
+    assert depth.shape == (1, 1, 90, 160)  # the input's size
     assert np.all((depth >= 5.4 * 0.1 - 1e-4) & (depth <= 5.4 * 100 + 1e-2))  # 5.4 x depth in [0.1, 100]
 
 
@@ -88,8 +88,8 @@ def test_resnet50_weights_need_no_flag(tmp_path):
     weights = make_depth_weights(tmp_path / "r50", num_layers=50, height=64, width=96)
     image = tmp_path / "x.jpg"
     real_or_synthetic_image().save(image)
-    run_inference(image, weights)
-    assert np.load(tmp_path / "x_disp.npy").shape == (1, 1, 64, 96)
+    run_inference(image, weights, output_dir=tmp_path)
+    assert np.load(tmp_path / "x_disp.npy").shape == (1, 1, 90, 160)
 
 
 def test_video_gives_a_playable_side_by_side_mp4(weights, tmp_path):
@@ -105,7 +105,7 @@ def test_video_gives_a_playable_side_by_side_mp4(weights, tmp_path):
                 dst.mux(packet)
         for packet in stream.encode(None):
             dst.mux(packet)
-    written = run_inference(video, weights)
+    written = run_inference(video, weights, output_dir=tmp_path)
     assert written == [tmp_path / "clip_disp.mp4"]
     with av.open(str(written[0])) as src:
         frames = [f.to_ndarray(format="rgb24") for f in src.decode(video=0)]
@@ -121,7 +121,7 @@ def test_corrupt_image_is_an_error_alone_and_skipped_in_a_folder(weights, tmp_pa
     with pytest.raises(InputError, match="broken.jpg"):
         run_inference(folder / "broken.jpg", weights)
     with pytest.warns(UserWarning, match="broken.jpg"):
-        run_inference(folder, weights)
+        run_inference(folder, weights, next_to_inputs=True)
     assert (folder / "good_disp.jpeg").is_file() and not (folder / "broken_disp.jpeg").exists()
 
 
@@ -141,7 +141,7 @@ def test_released_model_found_locally(weights, tmp_path):
     shutil.copytree(weights, tmp_path / "models" / "mono_640x192")
     image = tmp_path / "x.jpg"
     real_or_synthetic_image().save(image)
-    run_inference(image, model_name="mono_640x192", models_dir=tmp_path / "models")
+    run_inference(image, model_name="mono_640x192", models_dir=tmp_path / "models", output_dir=tmp_path)
     assert (tmp_path / "x_disp.npy").is_file()
 
 
@@ -157,7 +157,8 @@ def test_own_outputs_are_recognised(tmp_path):
 def test_script_on_the_real_test_image(weights, tmp_path, capsys):
     image = tmp_path / "test_image.jpg"
     shutil.copy(TEST_IMAGE, image)
-    run_script("test_simple.py", "--image_path", image, "--load_weights_folder", weights, "--no_cuda")
+    run_script("test_simple.py", "--image_path", image, "--load_weights_folder", weights, "--no_cuda",
+               "--out_dir", tmp_path)
     with Image.open(tmp_path / "test_image_disp.jpeg") as img:
         assert img.size == (638, 235)
     with pytest.raises(SystemExit) as exit_info:
