@@ -19,6 +19,7 @@ from tests.conftest import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = SHARED_DATA
+pytestmark = pytest.mark.usefixtures("one_thread")
 TEST_IMAGE = DATA / "test_image.jpg"
 
 
@@ -166,3 +167,59 @@ def test_script_on_the_real_test_image(weights, tmp_path, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "nope" in err and "Traceback" not in err
+
+
+def test_default_output_folder_is_in_the_working_directory_and_every_file_is_named(weights, tmp_path, monkeypatch,
+                                                                                   capsys):
+    inputs = tmp_path / "read_only_inputs"
+    inputs.mkdir()
+    real_or_synthetic_image((90, 50)).save(inputs / "a.jpg")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    run_script("test_simple.py", "--image_path", inputs / "a.jpg", "--load_weights_folder", weights)
+    out = Path("test_simple_out")
+    assert sorted(p.name for p in inputs.iterdir()) == ["a.jpg"]  # nothing written beside the input
+    assert sorted(p.name for p in (work / out).iterdir()) == ["a_disp.jpeg", "a_disp.npy"]
+    printed = capsys.readouterr().out
+    assert "Wrote 2 files" in printed and str(out / "a_disp.jpeg") in printed and str(out / "a_disp.npy") in printed
+    with pytest.raises(InputError, match="not both"):
+        run_inference(inputs / "a.jpg", weights, output_dir=tmp_path / "o", next_to_inputs=True)
+
+
+def test_fixed_range_colours_every_image_on_the_first_ones_scale(weights, tmp_path):
+    from monodepth2_geopt.visualize import colormap_disparity, disparity_range
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    real_or_synthetic_image((96, 64), seed=0).save(folder / "0.png")
+    Image.fromarray(np.asarray(real_or_synthetic_image((96, 64)))[:, ::-1] // 3).save(folder / "1.png")  # darker
+
+    def jpeg(out, name):
+        with Image.open(out / f"{name}_disp.jpeg") as img:
+            return np.asarray(img, dtype=np.float64)
+
+    run_inference(folder, weights, ext="png", output_dir=tmp_path / "fixed", fixed_range=[])
+    run_inference(folder, weights, ext="png", output_dir=tmp_path / "own")
+    first = disparity_range(np.load(tmp_path / "fixed" / "0_disp.npy"))
+    disp1 = np.load(tmp_path / "fixed" / "1_disp.npy")[0, 0]
+    on_first_scale, own_scale = colormap_disparity(disp1, vrange=first), colormap_disparity(disp1)
+
+    def distance(a, b):
+        return np.abs(a - b.astype(np.float64)).mean()
+
+    assert distance(on_first_scale, own_scale) > 10  # the two scales differ visibly here
+    fixed, own = jpeg(tmp_path / "fixed", "1"), jpeg(tmp_path / "own", "1")
+    assert distance(fixed, on_first_scale) < distance(fixed, own_scale) / 2  # the first image's scale
+    assert distance(own, own_scale) < distance(own, on_first_scale) / 2  # Monodepth2's per-image scale by default
+    with pytest.raises(InputError, match="NEAR FAR"):
+        run_inference(folder, weights, ext="png", output_dir=tmp_path / "x", fixed_range=[5.0, 1.0])
+
+
+def test_fixed_depth_range_maps_near_and_far_to_the_ends_of_the_colour_map(weights):
+    from monodepth2_geopt.inference import ColourRange, OutputOptions
+    from monodepth2_geopt.model_loading import load_depth_model
+    model = load_depth_model(weights)  # monocular: depth = 1 / scaled disparity
+    assert ColourRange(model, OutputOptions(fixed_range=(2.0, 50.0)))(np.ones((2, 2))) == (1 / 50.0, 1 / 2.0)
+    metric = OutputOptions(pred_metric_depth=True, fixed_range=(2.0, 50.0))  # depths x5.4
+    assert ColourRange(model, metric)(np.ones((2, 2))) == pytest.approx((5.4 / 50.0, 5.4 / 2.0))
+    assert ColourRange(model, OutputOptions())(np.ones((2, 2))) is None  # per image (Monodepth2)
