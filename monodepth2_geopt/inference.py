@@ -361,7 +361,7 @@ def run_inference(image_path: str | Path, load_weights_folder: str | Path | None
             if not folder_mode:
                 raise
             warnings.warn(f"skipped: {err}", stacklevel=2)
-    log(f"-> Wrote {len(written)} files:")
+    log(f"-> Wrote {len(written)} file{'' if len(written) == 1 else 's'}" + (":" if written else ""))
     for line in _summarise(written):
         log(line)
     return written
