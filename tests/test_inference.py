@@ -112,6 +112,9 @@ def test_video_gives_a_playable_side_by_side_mp4(weights, tmp_path):
         frames = [f.to_ndarray(format="rgb24") for f in src.decode(video=0)]
     assert len(frames) == n
     assert frames[0].shape == (h, 2 * w, 3)
+    fixed = run_inference(video, weights, output_dir=tmp_path / "fixed", fixed_range=[])  # first frame's range
+    with av.open(str(fixed[0])) as src:
+        assert sum(1 for _ in src.decode(video=0)) == n
 
 
 def test_corrupt_image_is_an_error_alone_and_skipped_in_a_folder(weights, tmp_path):
