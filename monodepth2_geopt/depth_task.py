@@ -66,10 +66,8 @@ def validate_options(opt) -> None:
     if learn and opt.pose_model_type != "separate_resnet":
         raise InputError("--learn_intrinsics needs --pose_model_type separate_resnet (the intrinsics head reads the "
                          "pose encoder's features of each pair)")
-    if opt.intrinsics is not None and not (opt.intrinsics[0] > 0 and opt.intrinsics[1] > 0
-                                           and 0 < opt.intrinsics[2] < 1 and 0 < opt.intrinsics[3] < 1):
-        raise InputError(f"--intrinsics {' '.join(map(str, opt.intrinsics))}: normalised fx, fy must be > 0 and cx, cy "
-                         "inside (0, 1) (fx/width, fy/height, cx/width, cy/height)")
+    if opt.intrinsics is not None:
+        intrinsics.check_intrinsics(opt.intrinsics)
 
 
 def split_file_lines(split: str, name: str) -> list[str]:

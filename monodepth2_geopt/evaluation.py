@@ -202,7 +202,8 @@ def predict_split(opt, split: EvalSplit, log: Log = print) -> tuple[np.ndarray, 
                          "(or --ext_disp_to_eval <disparities.npy>)")
     device = pick_device(opt.no_cuda)
     folder = os.path.expanduser(opt.load_weights_folder)
-    encoder, decoder, meta = load_depth_model(folder, device)
+    model = load_depth_model(folder, device)
+    meta = model.meta
     height, width = meta.get("height", opt.height), meta.get("width", opt.width)
     filenames = [line for line in readlines(split.test_file) if line.strip()]
     dataset = _eval_dataset(split, opt, filenames, height, width)
@@ -211,7 +212,7 @@ def predict_split(opt, split: EvalSplit, log: Log = print) -> tuple[np.ndarray, 
     log(f"-> Loaded ResNet-{meta['num_layers']} weights from {folder}")
     log(f"-> Computing predictions with size {width}x{height} on {device}"
         + (" with flip post-processing" if opt.post_process else ""))
-    disps = predict_scaled_disparities(encoder, decoder, loader, device, opt.min_depth, opt.max_depth,
+    disps = predict_scaled_disparities(model.encoder, model.decoder, loader, device, opt.min_depth, opt.max_depth,
                                        opt.post_process)
     return disps, meta
 

@@ -65,12 +65,20 @@ def flow_to_color(flow: torch.Tensor, max_flow: float | None = None) -> torch.Te
 
 
 # ------------------------------------------------------------------------------------------ depth / disparity
-def colormap_disparity(disp: np.ndarray, percentile: float = VMAX_PERCENTILE) -> np.ndarray:
-    """uint8 [H, W, 3] magma colour map of a disparity map, scaled from its min to its 95th percentile."""
+def disparity_range(disp: np.ndarray, percentile: float = VMAX_PERCENTILE) -> tuple[float, float]:
+    """Monodepth2's colour range of a disparity map: (its min, its 95th percentile)."""
+    disp = np.asarray(disp, dtype=np.float64)
+    return float(disp.min()), float(np.percentile(disp, percentile))
+
+
+def colormap_disparity(disp: np.ndarray, percentile: float = VMAX_PERCENTILE,
+                       vrange: tuple[float, float] | None = None) -> np.ndarray:
+    """uint8 [H, W, 3] magma colour map of a disparity map, scaled from its min to its 95th percentile, or over
+    a fixed ``vrange`` = (vmin, vmax) (one range for every frame of a video: no flicker)."""
     from matplotlib import colormaps  # imported on use: training never needs matplotlib
 
     disp = np.asarray(disp, dtype=np.float64)
-    vmin, vmax = float(disp.min()), float(np.percentile(disp, percentile))
+    vmin, vmax = vrange if vrange is not None else disparity_range(disp, percentile)
     norm = np.clip((disp - vmin) / (vmax - vmin if vmax > vmin else 1.0), 0.0, 1.0)
     return (colormaps["magma"](norm)[..., :3] * 255).astype(np.uint8)
 
@@ -98,5 +106,5 @@ def normalize_image(x: torch.Tensor) -> torch.Tensor:
     return (x - mi) / (ma - mi if ma != mi else 1e5)
 
 
-__all__ = ["VMAX_PERCENTILE", "flow_to_color", "colormap_disparity", "colorize_disparity", "disparity_image",
-           "normalize_image"]
+__all__ = ["VMAX_PERCENTILE", "flow_to_color", "disparity_range", "colormap_disparity", "colorize_disparity",
+           "disparity_image", "normalize_image"]
