@@ -26,14 +26,14 @@ SCRIPT_OPTIONS: dict[str, set[str]] = {
     "train": {"PATHS", "TRAINING options", "OPTIMIZATION options", "ABLATION options", "SYSTEM options",
               "LOADING options", "LOGGING options"},
     "pretrain_flow": {"PATHS", "OPTIMIZATION options", "SYSTEM options", "LOGGING options",
-                      "FLOW PRETRAINING options (pretrain_flow.py)", "-flow_eval_max", "-json",
+                      "FLOW PRETRAINING options (pretrain_flow.py)", "-flow_eval_max", "-json", "-out_dir",
                       "model_name", "num_layers", "height", "width", "scales", "frame_ids", "weights_init", "no_ssim",
                       "load_weights_folder", "resume", "overwrite"},
     "evaluate_depth": {"EVALUATION options", "data_path", "png", "height", "width", "dataset", "min_depth",
                        "max_depth", "overwrite"} | _EVAL_SYSTEM,
     "evaluate_pose": {"data_path", "png", "height", "width", "eval_split", "eval_out_dir"} | _EVAL_SYSTEM,
-    "evaluate_flow": {"flow_eval_path", "flow_eval_split", "flow_eval_max", "json", "frame_stride", "height", "width",
-                      "no_progress", "overwrite"} | (_EVAL_SYSTEM - {"num_workers"}),
+    "evaluate_flow": {"flow_eval_path", "flow_eval_split", "flow_eval_max", "json", "out_dir", "frame_stride", "height",
+                      "width", "no_progress", "overwrite"} | (_EVAL_SYSTEM - {"num_workers"}),
     "prepare_cache": {"data_path", "split", "dataset", "png", "height", "width", "frame_ids", "use_stereo",
                       "image_cache", "no_progress", "overwrite"},
 }
@@ -289,6 +289,9 @@ class MonodepthOptions:
                             "about a second each on a CPU)")
         g.add_argument("--json", type=str, default=None,
                        help="evaluate_flow.py: also write the diagnostics to this JSON file")
+        g.add_argument("--out_dir", type=str, default=None,
+                       help="evaluate_flow.py: also write each evaluated pair's predicted flow t -> t+1 here, as a "
+                            "colour-wheel PNG and a Middlebury .flo (<frame>_flow.png/.flo, at the model's size)")
         g.add_argument("--flow_eval_split", type=str, default=None,
                        help="split file of '<drive> <frame> [l|r]' lines restricting --flow_eval_path "
                             "(default: every ground-truth file found)")
