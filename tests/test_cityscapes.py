@@ -196,7 +196,7 @@ def test_evaluates_a_weights_folder_end_to_end(city_world, tmp_path):
                             "--data_path", root, "--save_pred_disps", "--eval_out_dir", out), log=lambda _: None)
     assert all(np.isfinite(result[k]) for k in ("abs_rel", "rmse", "a1"))
     assert np.load(out / "disps_cityscapes_split.npy").shape == (2, 64, 128)
-    assert json.loads((out / "metrics_cityscapes.json").read_text())["split"] == "cityscapes"
+    assert json.loads((out / "metrics_cityscapes_median.json").read_text())["split"] == "cityscapes"
 
 
 def test_missing_files_are_reported_together_before_predicting(city_world, tmp_path):
