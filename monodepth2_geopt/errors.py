@@ -65,10 +65,19 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _python_formatwarning = warnings.formatwarning
 
 
+def _is_project_file(filename: str) -> bool:
+    """A module of this package, or one of the repository's scripts (a warning with ``stacklevel=2`` is attributed
+    to the script that called the library)."""
+    path = os.path.abspath(filename)
+    return path.startswith(_PACKAGE_DIR + os.sep) or (
+        os.path.dirname(path) == os.path.dirname(_PACKAGE_DIR) and os.path.isfile(
+            os.path.join(os.path.dirname(_PACKAGE_DIR), "pyproject.toml")))
+
+
 def format_warning(message, category, filename, lineno, line=None) -> str:
     """This project's warnings as one line, ``warning: <message>``, without Python's file, line number and source
     line (meant for developers, noise for a user); other libraries' warnings keep Python's format."""
-    if os.path.abspath(filename).startswith(_PACKAGE_DIR + os.sep):
+    if _is_project_file(filename):
         return f"warning: {' '.join(str(message).split())}\n"
     return _python_formatwarning(message, category, filename, lineno, line)
 

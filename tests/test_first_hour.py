@@ -320,6 +320,8 @@ def test_project_warnings_print_as_one_line_others_as_python_does(monkeypatch):
     ours = warnings.formatwarning("--pred_metric_depth assumes a stereo-trained model (x5.4);\n this model was "
                                   "not", UserWarning, inference.__file__, 294)
     assert ours == "warning: --pred_metric_depth assumes a stereo-trained model (x5.4); this model was not\n"
+    script = warnings.formatwarning("not metric", UserWarning, str(ROOT / "test_simple.py"), 56)  # stacklevel=2
+    assert script == "warning: not metric\n"
     theirs = warnings.formatwarning("elsewhere", UserWarning, "/some/library.py", 7, "x = 1")
     assert theirs.startswith("/some/library.py:7: UserWarning: elsewhere") and "x = 1" in theirs
 
