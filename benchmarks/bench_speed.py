@@ -131,8 +131,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.write_results = False
     if args.data_path is not None and not (Path(args.data_path) / "splits" / "train_files.txt").is_file():
         what = "is not a folder" if not Path(args.data_path).is_dir() else "has no splits/train_files.txt"
-        raise InputError(f"--data_path {args.data_path} {what}: give a KITTI-layout tree with splits/train_files.txt "
-                         "and val_files.txt (e.g. from generate_synthetic.py), or leave --data_path out to generate one")
+        raise InputError(f"--data_path {args.data_path} {what}: give a KITTI-layout tree with "
+                         "splits/train_files.txt and val_files.txt (e.g. from generate_synthetic.py), or leave "
+                         "--data_path out to generate one")
     return args
 
 

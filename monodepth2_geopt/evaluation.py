@@ -477,6 +477,7 @@ def evaluate(opt, log: Log = print) -> dict:
 
 
 __all__ = ["EVAL_BATCH_SIZE", "BENCHMARK_SIZE", "NAMED_SPLITS", "EvalSplit", "KITTIBenchmarkTestDataset",
-           "Protocol", "resolve_eval_split", "scaling_protocol", "metrics_file_name", "protocol_warnings", "post_process_disparity",
+           "Protocol", "resolve_eval_split", "scaling_protocol", "metrics_file_name", "protocol_warnings",
+           "post_process_disparity",
            "predict_scaled_disparities", "resize_disparity", "predict_split", "load_external_disparities",
            "write_benchmark_predictions", "evaluate_disparities", "evaluate_cityscapes_disparities", "evaluate"]
