@@ -37,12 +37,12 @@ from PIL import Image
 from monodepth2_geopt.datasets.mono_dataset import KITTI_NORMALISED_K
 from monodepth2_geopt.depth_model import DepthModel
 from monodepth2_geopt.errors import InputError
+from monodepth2_geopt import paths
 from monodepth2_geopt.fileio import atomic_path
 from monodepth2_geopt.splits import refuse_existing
 from monodepth2_geopt.visualize import colormap_disparity, disparity_range
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODELS_DIR = REPO_ROOT / "models"
+DEFAULT_MODELS_DIR = paths.models_dir()  # the clone, $M2G_HOME or the working folder (paths.project_root)
 MODEL_URL = "https://storage.googleapis.com/niantic-lon-static/research/monodepth2/{}.zip"
 # Released Monodepth2 models -> MD5 of the zip as published in Monodepth2's utils.py (None: the README links
 # these zips but no checksum was published; they are downloaded over HTTPS and their SHA-256 is printed).

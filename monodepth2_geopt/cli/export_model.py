@@ -8,9 +8,6 @@ sigmoid disparity (``--output depth``: depth, metres for stereo-trained models).
 PyTorch after writing (ONNX with onnxruntime; TorchScript reloaded in a fresh interpreter without this project).
 See monodepth2_geopt/export.py for the files and their conventions. ``python export_model.py`` is the same program.
 """
-# A copy of the repository's export_model.py (its parser and main), for the installed command m2g-export: until
-# export_model.py becomes a thin wrapper of this module, a change to one must be made to the other (see
-# tests/test_first_hour.py, which compares their parsers).
 import argparse
 
 from monodepth2_geopt.errors import run_cli

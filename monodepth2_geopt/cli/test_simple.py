@@ -8,9 +8,6 @@
 ``m2g-infer`` (installed) is the same program. Outputs go to ./test_simple_out (--out_dir; --next_to_inputs writes
 beside each input, as Monodepth2 did); the script prints the name of every file it writes.
 """
-# A copy of the repository's test_simple.py (its parser and main), for the installed command m2g-infer: until
-# test_simple.py becomes a thin wrapper of this module, a change to one must be made to the other (see
-# tests/test_first_hour.py, which compares their parsers).
 import argparse
 
 from monodepth2_geopt.errors import run_cli
