@@ -71,6 +71,21 @@ class MonodepthOptions:
                        help="stereo baseline used for the 's' frame in training units (Monodepth2: 0.1, i.e. "
                             "KITTI's 0.54 m / 5.4)")
 
+        g = p.add_argument_group("PSEUDO-LABEL options (distillation from a teacher, NimbleD)")
+        g.add_argument("--pseudo_label_path", type=str, default=None,
+                       help="folder of teacher disparities written by make_pseudo_labels.py (it mirrors the image "
+                            "tree under --data_path); adds --pseudo_label_weight x a scale-and-shift-invariant L1 "
+                            "between each scale's disparity and the target frame's label (M, S, MS, "
+                            "--learn_intrinsics). Every training item needs a label (checked before the first step; "
+                            "--skip_missing drops the others)")
+        g.add_argument("--pseudo_label_weight", type=float, default=0.1,
+                       help="weight of the pseudo-label loss against the self-supervised one (NimbleD's lambda 0.9 "
+                            "is 0.1 / 0.9 = 0.11 in this form); used only with --pseudo_label_path")
+        g.add_argument("--pseudo_label_align", type=str, default="median", choices=["median", "lsq"],
+                       help="how the loss removes scale and shift per image: median (each map minus its median, "
+                            "over its mean absolute deviation: NimbleD / MiDaS) or lsq (least-squares scale and shift "
+                            "of the prediction; also forgives a flipped sign)")
+
         g = p.add_argument_group("OPTIMIZATION options")
         g.add_argument("--batch_size", type=int, default=12, help="batch size")
         g.add_argument("--learning_rate", type=float, default=1e-4, help="learning rate")
