@@ -22,8 +22,8 @@ from monodepth2_geopt.errors import run_cli
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", required=True, help="a weights folder (models/weights_N) or module:function")
     p.add_argument("--teacher_output", default="disp", choices=["disp", "depth"],
                    help="what a module:function teacher returns (a weights folder always gives disparity)")

@@ -108,7 +108,8 @@ def test_png_encoding_round_trip_keeps_range_sign_and_holes(tmp_path):
     assert (np.isnan(back) == ~valid).all()
     step = (disp[valid].max() - disp[valid].min()) / pl.PNG_LEVELS
     assert np.abs(back[valid] - disp[valid]).max() <= 0.5 * step + 1e-6
-    assert back[valid].min() == pytest.approx(disp[valid].min()) and back[valid].max() == pytest.approx(disp[valid].max())
+    assert back[valid].min() == pytest.approx(disp[valid].min())
+    assert back[valid].max() == pytest.approx(disp[valid].max())
     pl.write_label(tmp_path / "c.png", np.full((4, 5), 0.25, np.float32), "png")  # a constant map
     assert np.allclose(pl.read_label(tmp_path / "c.png"), 0.25)
     pl.write_label(tmp_path / "a.npy", disp, "npy")
