@@ -1,5 +1,5 @@
-"""Teacher pseudo-labels for depth distillation (NimbleD, Gordon et al.'s videos made useful): writing, reading,
-resizing them like the training images, and the teacher itself.
+"""Teacher pseudo-labels for depth distillation (NimbleD): writing and reading them, resampling them like the training
+images, the teachers, and the run of ``make_pseudo_labels.py``.
 
 Files (``make_pseudo_labels.py``): ``<out_dir>`` mirrors the image tree under ``--data_path``: the label of
 ``<data_path>/<rel>/<name>.<jpg|png>`` is ``<out_dir>/<rel>/<name>.png`` (or ``.npy``), at the image's own size.
