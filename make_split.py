@@ -1,4 +1,8 @@
-"""Write train/val(/test) split lists for a folder tree in the KITTI raw layout."""
+"""Write train/val(/test) split lists for a folder tree in the KITTI raw layout.
+
+    python make_split.py --data_path my_root --out_dir splits/my_data
+    python make_split.py --cityscapes --data_path cityscapes --out_dir splits/cityscapes   # the 1525 test frames
+"""
 
 import argparse
 
@@ -17,9 +21,17 @@ def main() -> None:
     parser.add_argument("--by_drive", action="store_true", help="split whole drives, not frames")
     parser.add_argument("--stereo", action="store_true", help="add r lines where image_03 exists")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the split")
+    parser.add_argument("--cityscapes", action="store_true",
+                        help="--data_path is a Cityscapes root: write test_files.txt listing every "
+                             "leftImg8bit/test/<city>/*_leftImg8bit.png, for evaluate_depth.py --eval_split cityscapes")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace split lists already in --out_dir (without it the script refuses)")
     opt = parser.parse_args()
+    if opt.cityscapes:
+        from monodepth2_geopt.cityscapes import write_test_list
+        lines = write_test_list(opt.data_path, opt.out_dir, opt.overwrite)
+        print(f"{len(lines)} Cityscapes test lines written to {opt.out_dir}/test_files.txt")
+        return
     try:
         lists = make_split(opt.data_path, opt.out_dir, opt.frame_ids, opt.val_fraction,
                            opt.test_fraction, opt.by_drive, opt.stereo, opt.seed, opt.overwrite)

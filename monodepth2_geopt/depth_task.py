@@ -27,7 +27,7 @@ from monodepth2_geopt.losses import MinReprojectionConfig, depth_objective, ssi_
 from monodepth2_geopt.metrics import training_depth_errors
 from monodepth2_geopt.splits import readlines, resolve_split_dir
 from monodepth2_geopt.trainer import Runtime, TaskData, Trainer
-from monodepth2_geopt.visualize import normalize_image
+from monodepth2_geopt.visualize import disparity_image
 
 # TensorBoard names of the training-time depth metrics (Monodepth2's).
 DEPTH_METRIC_NAMES = {"abs_rel": "de/abs_rel", "sq_rel": "de/sq_rel", "rmse": "de/rms", "rmse_log": "de/log_rms",
@@ -70,10 +70,8 @@ def validate_options(opt) -> None:
     weight = getattr(opt, "pseudo_label_weight", 0.0)
     if getattr(opt, "pseudo_label_path", None) and not (math.isfinite(weight) and weight >= 0):
         raise InputError(f"--pseudo_label_weight {weight}: must be a finite number >= 0, e.g. 0.1")
-    if opt.intrinsics is not None and not (opt.intrinsics[0] > 0 and opt.intrinsics[1] > 0
-                                           and 0 < opt.intrinsics[2] < 1 and 0 < opt.intrinsics[3] < 1):
-        raise InputError(f"--intrinsics {' '.join(map(str, opt.intrinsics))}: normalised fx, fy must be > 0 and cx, cy "
-                         "inside (0, 1) (fx/width, fy/height, cx/width, cy/height)")
+    if opt.intrinsics is not None:
+        intrinsics.check_intrinsics(opt.intrinsics)
 
 
 def split_file_lines(split: str, name: str) -> list[str]:
@@ -443,7 +441,7 @@ class DepthTask:
                     writer.add_image(f"color_{f}_{s}/{j}", inputs[("color", f, s)][j].float(), step)
                     if s == 0 and f != 0:
                         writer.add_image(f"color_pred_{f}_{s}/{j}", outputs[("color", f, s)][j].float(), step)
-                writer.add_image(f"disp_{s}/{j}", normalize_image(outputs[("disp", s)][j].float()), step)
+                writer.add_image(f"disp_{s}/{j}", disparity_image(outputs[("disp", s)][j]), step)  # magma
                 if opt.predictive_mask:
                     for f_idx, f in enumerate(self.frame_ids[1:]):
                         writer.add_image(f"predictive_mask_{f}_{s}/{j}",

@@ -13,7 +13,9 @@ every pixel with MIN_DEPTH < gt < MAX_DEPTH (no crop). Metrics are averaged per 
 
 Which protocol a split folder gets follows its name: ``eigen``, ``eigen_benchmark``, ``benchmark``
 (KITTI depth-benchmark test set: writes 1216x352 uint16 PNGs instead of evaluating), ``odom_9``/``odom_10``
-(prediction only: KITTI odometry has no depth ground truth). Any other folder is a custom split.
+(prediction only: KITTI odometry has no depth ground truth), ``cityscapes`` (the generalisation benchmark:
+ManyDepth's protocol, ground truth read from Cityscapes' disparity PNGs and camera files; see cityscapes.py).
+Any other folder is a custom split.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from torch.utils.data import DataLoader
 
 from monodepth2_geopt.datasets import DATASETS, KITTIOdomDataset
 from monodepth2_geopt.datasets.kitti_dataset import KITTIDataset
-from monodepth2_geopt import metrics
+from monodepth2_geopt import cityscapes, metrics
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.geometry import disp_to_depth
 from monodepth2_geopt.gt_depth import load_gt_depths
@@ -41,7 +43,9 @@ from monodepth2_geopt.splits import REPO_ROOT, readlines, refuse_existing, resol
 EVAL_BATCH_SIZE = 16  # Monodepth2 evaluates in batches of 16
 EDGE_RAMP = 0.05  # Monodepth v1 post-processing: the outer 5% on each side come from one prediction
 BENCHMARK_SIZE = (352, 1216)  # (height, width) of KITTI depth-benchmark submissions
-NAMED_SPLITS = ("eigen", "eigen_benchmark", "benchmark", "odom_9", "odom_10")
+NAMED_SPLITS = ("eigen", "eigen_benchmark", "benchmark", "odom_9", "odom_10", "cityscapes")
+CITYSCAPES_LIST_COMMAND = ("python make_split.py --cityscapes --data_path <cityscapes root> --out_dir "
+                           "splits/cityscapes")
 
 Log = Callable[[str], None]
 
@@ -54,7 +58,7 @@ class EvalSplit:
     split_dir: Path
     test_file: Path
     gt_path: Path
-    kind: str  # "raw" (KITTI raw layout), "odom" or "benchmark"
+    kind: str  # "raw" (KITTI raw layout), "odom", "benchmark" or "cityscapes"
 
     @property
     def crop(self) -> str | None:
@@ -68,9 +72,13 @@ def resolve_eval_split(eval_split: str, repo_root: str | Path = REPO_ROOT) -> Ev
         sequence = int(eval_split.split("_")[1])
         return EvalSplit(eval_split, split_dir, split_dir / f"test_files_{sequence:02d}.txt",
                          split_dir / f"gt_depths_{sequence:02d}.npz", "odom")
+    if str(eval_split) == "cityscapes" and not (Path(repo_root) / "splits" / "cityscapes").is_dir():
+        raise InputError(f"--eval_split cityscapes needs {Path(repo_root) / 'splits' / 'cityscapes' / 'test_files.txt'}"
+                         f": list the 1525 test images with `{CITYSCAPES_LIST_COMMAND}` (or copy ManyDepth's "
+                         "splits/cityscapes/test_files.txt there)")
     split_dir = resolve_split_dir(eval_split, repo_root)
     name = split_dir.name if split_dir.name in NAMED_SPLITS else str(eval_split)
-    kind = "benchmark" if name == "benchmark" else "odom" if name.startswith("odom_") else "raw"
+    kind = "odom" if name.startswith("odom_") else name if name in ("benchmark", "cityscapes") else "raw"
     return EvalSplit(name, split_dir, split_dir / "test_files.txt", split_dir / "gt_depths.npz", kind)
 
 
@@ -170,6 +178,8 @@ class KITTIBenchmarkTestDataset(KITTIDataset):
 
 
 def _eval_dataset(split: EvalSplit, opt, filenames: list[str], height: int, width: int):
+    if split.kind == "cityscapes":
+        return cityscapes.CityscapesEvalImages(os.path.expanduser(opt.data_path), filenames, height, width)
     if split.kind == "benchmark":
         cls = KITTIBenchmarkTestDataset
     elif split.kind == "odom":
@@ -192,7 +202,8 @@ def predict_split(opt, split: EvalSplit, log: Log = print) -> tuple[np.ndarray, 
                          "(or --ext_disp_to_eval <disparities.npy>)")
     device = pick_device(opt.no_cuda)
     folder = os.path.expanduser(opt.load_weights_folder)
-    encoder, decoder, meta = load_depth_model(folder, device)
+    model = load_depth_model(folder, device)
+    meta = model.meta
     height, width = meta.get("height", opt.height), meta.get("width", opt.width)
     filenames = [line for line in readlines(split.test_file) if line.strip()]
     dataset = _eval_dataset(split, opt, filenames, height, width)
@@ -201,7 +212,7 @@ def predict_split(opt, split: EvalSplit, log: Log = print) -> tuple[np.ndarray, 
     log(f"-> Loaded ResNet-{meta['num_layers']} weights from {folder}")
     log(f"-> Computing predictions with size {width}x{height} on {device}"
         + (" with flip post-processing" if opt.post_process else ""))
-    disps = predict_scaled_disparities(encoder, decoder, loader, device, opt.min_depth, opt.max_depth,
+    disps = predict_scaled_disparities(model.encoder, model.decoder, loader, device, opt.min_depth, opt.max_depth,
                                        opt.post_process)
     return disps, meta
 
@@ -293,6 +304,51 @@ def evaluate_disparities(pred_disps, gt_depths: list[np.ndarray], split: EvalSpl
     return errors, ratios
 
 
+def evaluate_cityscapes_disparities(pred_disps, lines: list[str], data_path: str | Path,
+                                    protocol: Protocol) -> tuple[list[dict], list[float]]:
+    """Per-image errors and alignment ratios on Cityscapes (ManyDepth's protocol, cityscapes.py).
+
+    Each frame's ground truth (full frame, from its disparity PNG and camera JSON) loses the ego car's rows; the
+    prediction is resized (bilinear) to what is left; both are cut to the evaluated region, where
+    MIN_DEPTH < gt < MAX_DEPTH counts. Ground truth is read one frame at a time (1525 frames of 2048x1024).
+    """
+    if len(pred_disps) != len(lines):
+        raise InputError(f"{len(pred_disps)} predictions for {len(lines)} Cityscapes test lines; the predictions "
+                         "must follow the split file line by line")
+    errors, ratios = [], []
+    for i, (disp, line) in enumerate(zip(pred_disps, lines)):
+        city, frame = cityscapes.parse_line(line)
+        full = cityscapes.gt_depth(data_path, city, frame)
+        gt = cityscapes.crop_ego_car(full)
+        disp = resize_disparity(np.asarray(disp, dtype=np.float32), *gt.shape)
+        with np.errstate(divide="ignore"):
+            pred_depth = 1.0 / disp
+        rows, cols = cityscapes.eval_crop_slices(*full.shape)
+        try:
+            err, ratio = metrics.evaluate_depth_map(
+                gt[rows, cols], pred_depth[rows, cols], crop=None, align=protocol.align, scale=protocol.scale,
+                gt_range=(metrics.MIN_DEPTH, metrics.MAX_DEPTH))
+        except ValueError as exc:
+            raise InputError(f"Cityscapes frame {line!r} (line {i + 1}): {exc}") from None
+        errors.append(err)
+        ratios.append(ratio)
+    return errors, ratios
+
+
+def _check_cityscapes_files(opt, split: EvalSplit, evaluating: bool) -> list[str]:
+    """The split's lines, after checking that every file the run needs exists (all reported at once)."""
+    lines = [line for line in readlines(split.test_file) if line.strip()]
+    for i, line in enumerate(lines):
+        cityscapes.parse_line(line, f"{split.test_file} line {i + 1}")
+    needed = (["image"] if not opt.ext_disp_to_eval else []) + (["disparity", "camera"] if evaluating else [])
+    missing = cityscapes.missing_files(os.path.expanduser(opt.data_path), lines, needed)
+    if missing:
+        raise InputError(f"{len(missing)} Cityscapes file(s) that {split.test_file} needs are missing, e.g. "
+                         f"{missing[0]}: --data_path must hold leftImg8bit/, disparity/ and camera/ (README, "
+                         "'Generalisation: Cityscapes')")
+    return lines
+
+
 def evaluate(opt, log: Log = print) -> dict:
     """Evaluate depth as Monodepth2's evaluate_depth.py does; returns metrics and scale-ratio statistics.
 
@@ -306,8 +362,13 @@ def evaluate(opt, log: Log = print) -> dict:
     if evaluating and split.kind == "odom":
         raise InputError(f"{split.name} has no depth ground truth (KITTI odometry): use --no_eval "
                          "--save_pred_disps to export disparities, or evaluate_pose.py for trajectories")
-    gt_depths = (load_gt_depths(split.gt_path, split=split.name, allow_pickle=opt.allow_pickle,
-                                split_file=split.test_file) if evaluating else None)
+    if split.kind == "cityscapes":  # ground truth is read per frame from the dataset itself
+        cityscapes_lines, gt_depths = _check_cityscapes_files(opt, split, evaluating), None
+        if opt.eval_stereo:
+            log("   note: x5.4 is KITTI's stereo scale; Cityscapes' published protocol is --eval_mono (median scaling)")
+    else:
+        gt_depths = (load_gt_depths(split.gt_path, split=split.name, allow_pickle=opt.allow_pickle,
+                                    split_file=split.test_file) if evaluating else None)
     out_dir = output_dir(opt)
     label = split_label(split)
     if opt.save_pred_disps:  # refuse before predicting, not after
@@ -351,7 +412,13 @@ def evaluate(opt, log: Log = print) -> dict:
 
     log(f"-> Evaluating {len(pred_disps)} images of split {split_label(split)}")
     log(f"   protocol: {protocol.label}")
-    errors, ratios = evaluate_disparities(pred_disps, gt_depths, split, protocol)
+    if split.kind == "cityscapes":
+        log("   Cityscapes (ManyDepth's protocol): ego car cut off (bottom 1/4), rows 1/4..3/4 and columns "
+            "3/32..29/32 of the frame, 1e-3 < gt < 80 m")
+        errors, ratios = evaluate_cityscapes_disparities(pred_disps, cityscapes_lines,
+                                                         os.path.expanduser(opt.data_path), protocol)
+    else:
+        errors, ratios = evaluate_disparities(pred_disps, gt_depths, split, protocol)
     mean_errors = metrics.aggregate(errors)
     ratio_values = np.asarray(ratios, dtype=np.float64)
     ratio_median = float(np.median(ratio_values))
@@ -381,4 +448,4 @@ def evaluate(opt, log: Log = print) -> dict:
 __all__ = ["EVAL_BATCH_SIZE", "BENCHMARK_SIZE", "NAMED_SPLITS", "EvalSplit", "KITTIBenchmarkTestDataset",
            "Protocol", "resolve_eval_split", "scaling_protocol", "post_process_disparity",
            "predict_scaled_disparities", "resize_disparity", "predict_split", "load_external_disparities",
-           "write_benchmark_predictions", "evaluate_disparities", "evaluate"]
+           "write_benchmark_predictions", "evaluate_disparities", "evaluate_cityscapes_disparities", "evaluate"]

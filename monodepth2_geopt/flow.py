@@ -51,6 +51,100 @@ def predict_flows(encoder: nn.Module, motion_encoder: nn.Module, flow_decoder: n
     return {("flow", f, s): flow[i * b:(i + 1) * b] for (_, s), flow in out.items() for i, f in enumerate(ids)}
 
 
+@torch.no_grad()
+def predict_flow_pair(encoder: nn.Module, motion_encoder: nn.Module, flow_decoder: nn.Module,
+                      target: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """Flow target -> source [2, H, W] at the finest decoder scale, upsampled to the input resolution (its pixels).
+
+    target, source: [3, H, W] in [0, 1] at the model's input size (models in eval mode, on the tensors' device).
+    """
+    flows = predict_flows(encoder, motion_encoder, flow_decoder, target[None], {1: source[None]})
+    finest = min(s for (_, _, s) in flows)
+    return upsample_flow(flows[("flow", 1, finest)].float(), *target.shape[-2:])[0]
+
+
+def flow_output_paths(out_dir: str | os.PathLike, stem: str) -> tuple[Path, Path]:
+    """(colour-wheel PNG, Middlebury .flo) written for one flow: ``<stem>_flow.png``, ``<stem>_flow.flo``."""
+    return Path(out_dir) / f"{stem}_flow.png", Path(out_dir) / f"{stem}_flow.flo"
+
+
+def plan_flow_outputs(out_dir: str | os.PathLike | None, root: str | os.PathLike,
+                      targets: Sequence[str | os.PathLike], overwrite: bool = False) -> list[tuple[Path, Path]]:
+    """``flow_output_paths`` for each target frame, named after its path below ``root`` (``drive/image_02/data/
+    0000000005.png`` -> ``drive_image_02_data_0000000005_flow.png``), so frames of different drives never collide.
+    Refuses (InputError) if any exists and not ``overwrite``; creates ``out_dir``. [] when ``out_dir`` is None."""
+    from monodepth2_geopt.splits import refuse_existing
+
+    if not out_dir:
+        return []
+    out_dir, root = Path(out_dir).expanduser(), Path(root)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out_dir {out_dir} is a file; give a folder")
+    stems = ["_".join(Path(t).relative_to(root).with_suffix("").parts) if Path(t).is_relative_to(root)
+             else Path(t).stem for t in targets]
+    outputs = [flow_output_paths(out_dir, stem) for stem in stems]
+    refuse_existing([p for pair in outputs for p in pair], overwrite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return outputs
+
+
+def save_flow_outputs(flow: torch.Tensor, png: str | os.PathLike, flo: str | os.PathLike) -> None:
+    """Write a flow [2, H, W] (pixels) as a Middlebury colour-wheel PNG (``visualize.flow_to_color``, scaled to its
+    largest motion) and as an exact ``.flo`` file (``flow_io.write_flo``), each atomically."""
+    import numpy as np
+    from PIL import Image
+
+    from monodepth2_geopt.fileio import atomic_path
+    from monodepth2_geopt.flow_io import write_flo
+    from monodepth2_geopt.visualize import flow_to_color
+
+    flow = flow.detach().float().cpu()
+    rgb = (flow_to_color(flow).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    with atomic_path(png) as tmp:
+        Image.fromarray(rgb).save(tmp, format="PNG")
+    write_flo(flo, flow.permute(1, 2, 0).numpy())
+
+
+def predict_image_pair(weights_folder: str | os.PathLike, target_path: str | os.PathLike,
+                       source_path: str | os.PathLike, out_dir: str | os.PathLike, overwrite: bool = False,
+                       device: torch.device | str = "cpu") -> dict:
+    """Flow from image ``target_path`` to ``source_path`` by a pretrain_flow.py model, at the target image's own
+    size (predicted at the model's size, then resized with its vectors rescaled), written as ``flow_output_paths``.
+
+    Refuses, before loading anything, images that do not exist or differ in size, and existing outputs unless
+    ``overwrite``. Returns {"png", "flo", "flow": [2, H, W] tensor, "model_size": (height, width)}.
+    """
+    from PIL import Image
+
+    from monodepth2_geopt.model_loading import load_flow_model
+    from monodepth2_geopt.splits import refuse_existing
+
+    target_path, source_path = Path(target_path).expanduser(), Path(source_path).expanduser()
+    sizes = []
+    for flag, path in (("first", target_path), ("second", source_path)):
+        if not path.is_file():
+            raise InputError(f"--image_pair: the {flag} image {path} does not exist")
+        try:
+            with Image.open(path) as img:
+                sizes.append(img.size)
+        except OSError:
+            raise InputError(f"--image_pair: the {flag} image {path} is not an image Pillow can read") from None
+    if sizes[0] != sizes[1]:
+        raise InputError(f"--image_pair: {target_path} is {sizes[0][0]}x{sizes[0][1]} but {source_path} is "
+                         f"{sizes[1][0]}x{sizes[1][1]}; give two frames of the same size")
+    png, flo = flow_output_paths(out_dir, target_path.stem)
+    refuse_existing([png, flo], overwrite)
+    encoder, motion, decoder, meta = load_flow_model(weights_folder, device)
+    height, width = int(meta.get("height", 192)), int(meta.get("width", 640))
+    target = load_image(target_path, height, width)[0].to(device)
+    source = load_image(source_path, height, width)[0].to(device)
+    flow = predict_flow_pair(encoder, motion, decoder, target, source)
+    flow = resize_flow(flow[None], sizes[0][1], sizes[0][0])[0]
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    save_flow_outputs(flow, png, flo)
+    return {"png": png, "flo": flo, "flow": flow.cpu(), "model_size": (height, width)}
+
+
 def upsample_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Bilinear resize of a flow already in target-resolution pixels (values unchanged)."""
     if flow.shape[-2:] == (height, width):

@@ -257,38 +257,48 @@ def triplet_sample(frames: Mapping[int, torch.Tensor], truth) -> tuple:
     return frames[0], {-1: frames[-1], 1: frames[1]}, truth
 
 
+def sample_indices(n: int, max_samples: int | None = None) -> list[int]:
+    """The items ``video_samples`` takes from a dataset of ``n``: all, or ``max_samples`` evenly spaced."""
+    if max_samples is None or max_samples >= n:
+        return list(range(n))
+    return [int(j) for j in np.linspace(0, n - 1, max_samples).round()]
+
+
 def video_samples(dataset, max_samples: int | None = None, reference: bool = True,
                   progress: bool = False) -> list[tuple]:
     """``triplet_sample``s with the TV-L1 reference for t -> t+1 (or None) from an UncalibratedVideoDataset
-    built with ``frame_idxs=(0, -1, 1)`` and ``is_train=False``; ``max_samples`` evenly spaced items."""
-    n = len(dataset)
-    idx = range(n) if max_samples is None or max_samples >= n else np.linspace(0, n - 1, max_samples).round()
+    built with ``frame_idxs=(0, -1, 1)`` and ``is_train=False``; ``max_samples`` evenly spaced items
+    (``sample_indices``). ``progress``: a progress bar (the reference takes about a second per image on a CPU)."""
+    from tqdm import tqdm
+
     samples = []
-    for i in (int(j) for j in idx):
+    for i in tqdm(sample_indices(len(dataset), max_samples), desc="TV-L1 reference flow", unit="img",
+                  disable=not progress):
         frames = triplet_frames(dataset[i])
         samples.append(triplet_sample(frames, reference_flow(frames[0], frames[1]) if reference else None))
-        if progress:
-            print(f"\r  reference flow {len(samples)}/{len(idx)}", end="", flush=True)
-    if progress:
-        print()
     return samples
 
 
 def diagnose_samples(encoder: nn.Module, motion_encoder: nn.Module, flow_decoder: nn.Module, samples: list,
                      truth_kind: str = "ground_truth", device: torch.device | str = "cpu",
-                     batch_size: int = 8) -> dict:
-    """``aggregate`` of ``diagnose`` over samples, in batches of samples with the same source frames."""
+                     batch_size: int = 8, progress: bool = False) -> dict:
+    """``aggregate`` of ``diagnose`` over samples, in batches of samples with the same source frames
+    (``progress``: a progress bar over the batches)."""
+    from tqdm import tqdm
+
     results = []
     groups: dict[tuple, list] = {}
     for s in samples:
         groups.setdefault(tuple(sorted(s[1])), []).append(s)
-    for group in groups.values():
-        for i in range(0, len(group), batch_size):
+    starts = [(group, i) for group in groups.values() for i in range(0, len(group), batch_size)]
+    with tqdm(total=len(samples), desc="diagnostics", unit="img", disable=not progress) as bar:
+        for group, i in starts:
             chunk = group[i:i + batch_size]
             target = torch.stack([c[0] for c in chunk]).to(device)
             sources = {f: torch.stack([c[1][f] for c in chunk]).to(device) for f in chunk[0][1]}
             results.append(diagnose(encoder, motion_encoder, flow_decoder, target, sources, [c[2] for c in chunk],
                                     truth_kind))
+            bar.update(len(chunk))
     return aggregate(results)
 
 

@@ -1,4 +1,8 @@
-"""KITTI optical-flow PNG I/O, plus a small dependency-free 8/16-bit PNG codec.
+"""KITTI optical-flow PNG I/O, Middlebury ``.flo`` files, plus a small dependency-free 8/16-bit PNG codec.
+
+Middlebury ``.flo`` (Baker et al., IJCV 2011; the format of Sintel, FlyingChairs and most flow code): the float32
+``202021.25`` (the bytes "PIEH", a byte-order check), int32 width, int32 height, then height x width (u, v) float32
+pairs row by row, all little-endian. Exact (no quantisation), unlike the KITTI PNG.
 
 KITTI flow format (flow 2012/2015 devkits)
 ------------------------------------------
@@ -33,6 +37,9 @@ from typing import Union
 import numpy as np
 
 __all__ = [
+    "FLO_MAGIC",
+    "read_flo",
+    "write_flo",
     "FLOW_OFFSET",
     "FLOW_SCALE",
     "decode_png",
@@ -47,6 +54,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 FLOW_SCALE = 64.0
 FLOW_OFFSET = 2 ** 15
+FLO_MAGIC = 202021.25  # b"PIEH" read as a little-endian float32
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # PNG colour type -> number of channels
@@ -232,3 +240,30 @@ def read_flow_png(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
     flow = (img[..., :2].astype(np.float32) - FLOW_OFFSET) / FLOW_SCALE
     flow[~valid] = 0.0
     return flow, valid
+
+
+# ----------------------------------------------------------------------------------------------
+# Middlebury .flo
+# ----------------------------------------------------------------------------------------------
+def write_flo(path: PathLike, flow: np.ndarray) -> None:
+    """Write a (H, W, 2) flow (pixels, u right, v down) as a Middlebury ``.flo`` file, atomically."""
+    from monodepth2_geopt.fileio import atomic_write_bytes
+
+    flow = np.asarray(flow)
+    if flow.ndim != 3 or flow.shape[2] != 2:
+        raise ValueError(f"flow must have shape (H, W, 2), got {flow.shape}")
+    h, w = flow.shape[:2]
+    header = struct.pack("<fii", FLO_MAGIC, w, h)
+    atomic_write_bytes(path, header + np.ascontiguousarray(flow, dtype="<f4").tobytes())
+
+
+def read_flo(path: PathLike) -> np.ndarray:
+    """Read a Middlebury ``.flo`` file as (H, W, 2) float32; ValueError naming the file if it is not one."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 12 or struct.unpack("<f", data[:4])[0] != FLO_MAGIC:
+        raise ValueError(f"{path}: not a Middlebury .flo file (no PIEH tag)")
+    w, h = struct.unpack("<ii", data[4:12])
+    if w <= 0 or h <= 0 or len(data) != 12 + 8 * w * h:
+        raise ValueError(f"{path}: a .flo of {w}x{h} needs {12 + 8 * max(w, 0) * max(h, 0)} bytes, has {len(data)}")
+    return np.frombuffer(data, dtype="<f4", offset=12).reshape(h, w, 2).astype(np.float32)

@@ -91,6 +91,19 @@ def backproject(depth: torch.Tensor, inv_K: torch.Tensor, grid: torch.Tensor | N
     return torch.cat([points, torch.ones_like(points[:, :1])], 1)
 
 
+def depth_to_points(depth: torch.Tensor, inv_K: torch.Tensor) -> torch.Tensor:
+    """Camera-frame 3-D point of every pixel (a point cloud, :func:`backproject` without the homogeneous row).
+
+    Args: depth [B, 1, H, W] (z-depth, any unit; the points come out in that unit); inv_K [B, 4, 4] inverse
+    intrinsics in pixels of this H x W (``intrinsics.matrices``).
+    Returns: [B, H, W, 3] points (X, Y, Z), Z = depth.
+    Convention: pixel (row v, column u) looks along inv_K @ (u, v, 1), pixel centres at integers; x right,
+    y down, z forward.
+    """
+    b, _, h, w = depth.shape
+    return backproject(depth, inv_K)[:, :3].reshape(b, 3, h, w).permute(0, 2, 3, 1)
+
+
 def project(points: torch.Tensor, K: torch.Tensor, T: torch.Tensor, height: int, width: int,
             eps: float = 1e-7) -> torch.Tensor:
     """Project homogeneous points [B, 4, N] through T then K; returns pixel coords [B, H, W, 2] (x, y)."""

@@ -40,6 +40,22 @@ def summary(k: torch.Tensor) -> dict:
     return {n: {"mean": float(k[:, i].mean()), "sd": float(sd[i])} for i, n in enumerate(NAMES)}
 
 
+# ---------------------------------------------------------------------------------------------- --intrinsics
+def add_intrinsics_argument(parser, help: str) -> None:
+    """``--intrinsics FX FY CX CY``, normalised (train.py's option; test_simple.py's point clouds use it too)."""
+    parser.add_argument("--intrinsics", nargs=4, type=float, default=None, metavar=("FX", "FY", "CX", "CY"),
+                        help=help)
+
+
+def check_intrinsics(k) -> tuple[float, float, float, float]:
+    """``--intrinsics`` values as a tuple, or an InputError unless fx, fy > 0 and cx, cy inside (0, 1)."""
+    from monodepth2_geopt.errors import InputError
+    if not (len(k) == 4 and k[0] > 0 and k[1] > 0 and 0 < k[2] < 1 and 0 < k[3] < 1):
+        raise InputError(f"--intrinsics {' '.join(map(str, k))}: normalised fx, fy must be > 0 and cx, cy "
+                         "inside (0, 1) (fx/width, fy/height, cx/width, cy/height)")
+    return tuple(float(v) for v in k)
+
+
 # ---------------------------------------------------------------------------------------------- inference
 def load_predictor(weights_folder, device="cpu"):
     """(pose_encoder, intrinsics head, (height, width)) of a --learn_intrinsics weights folder, in eval mode."""

@@ -3,7 +3,8 @@
 Each loader reads the state dicts (``checkpoint.load_state_file``), infers the architecture from them (ResNet
 depth, latent size, conditioning, ...), builds the networks, loads them strictly (``checkpoint.load_into``) and
 returns them on ``device`` in eval mode, with the folder's metadata (``height``, ``width``, ``use_stereo`` of
-``encoder.pth``) plus the inferred ``num_layers``. ``checkpoint`` keeps the file-level I/O; loading weights into
+``encoder.pth``) plus the inferred ``num_layers``; the depth network comes as one ``depth_model.DepthModel``
+(the Python API: ``model.infer_image``). ``checkpoint`` keeps the file-level I/O; loading weights into
 networks a run has already built (``--load_weights_folder``, ``--geopt_weights``) stays with the run
 (``depth_task.load_networks``, ``geopt``).
 
@@ -12,6 +13,7 @@ Layouts: ``train.py`` writes ``encoder.pth`` + ``depth.pth`` (+ ``pose_encoder.p
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -20,19 +22,33 @@ import torch.nn as nn
 
 from monodepth2_geopt.checkpoint import (describe_encoder, infer_resnet_layers, load_into, load_state_file,
                                          require_weight_files)
+from monodepth2_geopt.depth_model import DEFAULT_MAX_DEPTH, DEFAULT_MIN_DEPTH, DepthModel
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.networks import DepthDecoder, PoseDecoder, ResnetEncoder
 from monodepth2_geopt.networks.flow_decoder import FlowDecoder
 from monodepth2_geopt.networks.motion_encoder import CorrelationMotionEncoder, MotionEncoder
 
 
-def load_depth_model(weights_folder: str | os.PathLike, device: torch.device | str = "cpu",
-                     scales=range(4)) -> tuple[nn.Module, nn.Module, dict]:
-    """Build encoder + depth decoder from a weights folder; the ResNet depth and input size come from the file.
+def depth_range(weights_folder: str | os.PathLike) -> tuple[float, float]:
+    """(min_depth, max_depth) the weights were trained with: ``opt.json`` beside the folder (train.py writes
+    ``models/opt.json`` next to ``models/weights_<epoch>``), else Monodepth2's defaults 0.1 / 100."""
+    opt_json = Path(weights_folder).expanduser().parent / "opt.json"
+    try:
+        opt = json.loads(opt_json.read_text())
+        return float(opt["min_depth"]), float(opt["max_depth"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_MIN_DEPTH, DEFAULT_MAX_DEPTH
 
-    Returns (encoder, depth_decoder, meta) with meta holding height, width, use_stereo and num_layers.
+
+def load_depth_model(weights_folder: str | os.PathLike, device: torch.device | str = "cpu",
+                     scales=range(4)) -> DepthModel:
+    """The depth network of a weights folder as a :class:`DepthModel` in eval mode on ``device``.
+
+    The ResNet depth comes from ``encoder.pth``'s tensors, the input size and ``use_stereo`` from its metadata
+    (``model.meta``: height, width, use_stereo, num_layers), the depth range from ``opt.json`` (:func:`depth_range`).
+    ``model.infer_image(rgb)`` gives depth at the image's size: metric for stereo-trained models, else relative.
     """
-    folder = require_weight_files(weights_folder, ("encoder.pth", "depth.pth"),
+    folder = require_weight_files(Path(weights_folder).expanduser(), ("encoder.pth", "depth.pth"),
                                   "is it a depth weights folder (models/weights_<epoch> written by train.py)?")
     state, meta = load_state_file(folder / "encoder.pth")
     num_layers = infer_resnet_layers(state)
@@ -46,7 +62,9 @@ def load_depth_model(weights_folder: str | os.PathLike, device: torch.device | s
     for key in ("height", "width"):
         if key in meta:
             meta[key] = int(meta[key])
-    return encoder.to(device).eval(), decoder.to(device).eval(), meta
+    min_depth, max_depth = depth_range(folder)
+    model = DepthModel(encoder, decoder, meta, min_depth, max_depth, source=folder)
+    return model.to(device).eval()
 
 
 def load_flow_model(weights_folder: str | os.PathLike, device: torch.device | str = "cpu",
@@ -125,4 +143,4 @@ def load_pose_model(weights_folder: str | os.PathLike, device: torch.device | st
     return encoder.to(device).eval(), decoder.to(device).eval(), meta
 
 
-__all__ = ["load_depth_model", "load_flow_model", "load_pose_model"]
+__all__ = ["depth_range", "load_depth_model", "load_flow_model", "load_pose_model"]

@@ -243,6 +243,9 @@ class MonodepthOptions:
                             "about a second each on a CPU)")
         g.add_argument("--json", type=str, default=None,
                        help="evaluate_flow.py: also write the diagnostics to this JSON file")
+        g.add_argument("--out_dir", type=str, default=None,
+                       help="evaluate_flow.py: also write each evaluated pair's predicted flow t -> t+1 here, as a "
+                            "colour-wheel PNG and a Middlebury .flo (<frame>_flow.png/.flo, at the model's size)")
         g.add_argument("--flow_eval_split", type=str, default=None,
                        help="split file of '<drive> <frame> [l|r]' lines restricting --flow_eval_path "
                             "(default: every ground-truth file found)")

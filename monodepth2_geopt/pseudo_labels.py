@@ -16,10 +16,10 @@ A label is a **disparity** known up to scale and shift (what the scale-and-shift
 another teacher is never written into without ``--overwrite``. Files are written atomically (``fileio``), so an
 existing label is complete and a rerun skips it (resumable).
 
-Teachers: a weights folder of this project (its scaled disparity, ``disp_to_depth``), or ``module:function``
-(``pkg.mod:fn`` importable, or ``path/to/file.py:fn``) naming a callable with this contract: it takes one image as
-a uint8 numpy array [H, W, 3] in RGB order and returns a [H', W'] array (numpy or torch; leading singleton
-dimensions are dropped) of disparity (``--teacher_output disp``: larger = nearer, any scale and shift) or depth
+Teachers: a weights folder of this project (its scaled disparity: ``DepthModel.infer_image(rgb, output="disp")``),
+or ``module:function`` (``pkg.mod:fn`` importable, or ``path/to/file.py:fn``) naming a callable with this contract:
+it takes one image as a uint8 numpy array [H, W, 3] in RGB order and returns a [H', W'] array (numpy or torch;
+leading singleton dimensions are dropped) of disparity (``--teacher_output disp``: larger = nearer, any scale and shift) or depth
 (``--teacher_output depth``: converted to 1 / depth; depth <= 0 or NaN = no label, inf = disparity 0). An output of
 another size is resized (bilinear) to the image's size.
 """
@@ -264,21 +264,21 @@ def depth_to_label(depth: np.ndarray) -> np.ndarray:
 
 
 def load_teacher(spec: str, output: str = "disp", device: torch.device | str = "cpu") -> Teacher:
-    """A weights folder of this project (scaled disparity, ``inference.DepthPredictor``) or ``module:function``."""
+    """A weights folder of this project (its scaled disparity at the image's size, ``DepthModel.infer_image``) or
+    ``module:function``."""
     if output not in TEACHER_OUTPUTS:
         raise InputError(f"--teacher_output must be one of {TEACHER_OUTPUTS}, got {output!r}")
     folder = Path(spec).expanduser()
     if folder.is_dir():
-        from monodepth2_geopt.inference import DepthPredictor
+        from monodepth2_geopt.model_loading import load_depth_model
         from monodepth2_geopt.splits import sha256_file
         if output != "disp":
             raise InputError(f"--teacher {spec} is a weights folder: it predicts disparity, so drop "
                              "--teacher_output depth")
-        predictor = DepthPredictor(folder, device)  # a folder without encoder.pth / depth.pth is named here
+        model = load_depth_model(folder, device)  # a folder without encoder.pth / depth.pth is named here
 
         def predict(rgb: np.ndarray) -> np.ndarray:
-            disp = predictor.predict(Image.fromarray(rgb))[0, 0]
-            return resize_label(disp, rgb.shape[1], rgb.shape[0])
+            return model.infer_image(rgb, output="disp")  # Monodepth2's scaled disparity, upsampled bilinearly
 
         identity = {"teacher": str(folder.resolve()), "kind": "weights_folder",
                     "sha256": {n: sha256_file(folder / n) for n in ("encoder.pth", "depth.pth")}}

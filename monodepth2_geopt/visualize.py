@@ -4,7 +4,8 @@ Conventions where they bite:
 - ``flow_to_color``: torch, flow [B, 2, H, W] or [2, H, W] in pixels, (u, v) = (right, down) -> RGB float in
   [0, 1] with the same leading dims (TensorBoard's CHW).
 - ``colormap_disparity``: NumPy [H, W] disparity -> uint8 [H, W, 3] (HWC, for PIL / video frames);
-  ``colorize_disparity`` takes the network's [1, 1, h, w] and a PIL size (width, height).
+  ``colorize_disparity`` takes the network's [1, 1, h, w] and a PIL size (width, height);
+  ``disparity_image``: torch [1, H, W] or [H, W] -> float [3, H, W] in [0, 1] (TensorBoard's CHW).
 - ``normalize_image``: torch, any shape -> the same shape min-max scaled to [0, 1] (one range per call).
 """
 from __future__ import annotations
@@ -64,12 +65,20 @@ def flow_to_color(flow: torch.Tensor, max_flow: float | None = None) -> torch.Te
 
 
 # ------------------------------------------------------------------------------------------ depth / disparity
-def colormap_disparity(disp: np.ndarray, percentile: float = VMAX_PERCENTILE) -> np.ndarray:
-    """uint8 [H, W, 3] magma colour map of a disparity map, scaled from its min to its 95th percentile."""
+def disparity_range(disp: np.ndarray, percentile: float = VMAX_PERCENTILE) -> tuple[float, float]:
+    """Monodepth2's colour range of a disparity map: (its min, its 95th percentile)."""
+    disp = np.asarray(disp, dtype=np.float64)
+    return float(disp.min()), float(np.percentile(disp, percentile))
+
+
+def colormap_disparity(disp: np.ndarray, percentile: float = VMAX_PERCENTILE,
+                       vrange: tuple[float, float] | None = None) -> np.ndarray:
+    """uint8 [H, W, 3] magma colour map of a disparity map, scaled from its min to its 95th percentile, or over
+    a fixed ``vrange`` = (vmin, vmax) (one range for every frame of a video: no flicker)."""
     from matplotlib import colormaps  # imported on use: training never needs matplotlib
 
     disp = np.asarray(disp, dtype=np.float64)
-    vmin, vmax = float(disp.min()), float(np.percentile(disp, percentile))
+    vmin, vmax = vrange if vrange is not None else disparity_range(disp, percentile)
     norm = np.clip((disp - vmin) / (vmax - vmin if vmax > vmin else 1.0), 0.0, 1.0)
     return (colormaps["magma"](norm)[..., :3] * 255).astype(np.uint8)
 
@@ -82,6 +91,13 @@ def colorize_disparity(scaled_disp: np.ndarray, size: tuple[int, int]) -> np.nda
     return colormap_disparity(resized[0, 0].numpy())
 
 
+def disparity_image(disp: torch.Tensor) -> torch.Tensor:
+    """``colormap_disparity`` (magma, min .. 95th percentile) of one disparity map [1, H, W] or [H, W] as float RGB
+    [3, H, W] in [0, 1], for TensorBoard."""
+    rgb = colormap_disparity(disp.detach().float().reshape(disp.shape[-2:]).cpu().numpy())
+    return torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0
+
+
 # ------------------------------------------------------------------------------------------ any tensor
 def normalize_image(x: torch.Tensor) -> torch.Tensor:
     """Rescale to [0, 1] for display."""
@@ -90,4 +106,5 @@ def normalize_image(x: torch.Tensor) -> torch.Tensor:
     return (x - mi) / (ma - mi if ma != mi else 1e5)
 
 
-__all__ = ["VMAX_PERCENTILE", "flow_to_color", "colormap_disparity", "colorize_disparity", "normalize_image"]
+__all__ = ["VMAX_PERCENTILE", "flow_to_color", "disparity_range", "colormap_disparity", "colorize_disparity",
+           "disparity_image", "normalize_image"]

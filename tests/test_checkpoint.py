@@ -65,10 +65,10 @@ def test_save_weights_folder_layout_and_strict_reload(tmp_path, md2_models):
     opt2 = torch.optim.Adam([p for m in fresh.values() for p in m.parameters()], 1e-4)
     opt2.load_state_dict(adam)
     # the depth model helper reads the architecture and the size from the folder
-    enc, dec, info = load_depth_model(folder)
-    assert info == {"height": 64, "width": 96, "use_stereo": False, "num_layers": 18}
-    assert_same_state(enc, md2_models["encoder"])
-    assert_same_state(dec, md2_models["depth"])
+    model = load_depth_model(folder)
+    assert model.meta == {"height": 64, "width": 96, "use_stereo": False, "num_layers": 18}
+    assert_same_state(model.encoder, md2_models["encoder"])
+    assert_same_state(model.decoder, md2_models["depth"])
 
 
 def test_optimizer_state_round_trip(tmp_path):

@@ -14,7 +14,7 @@ from PIL import Image
 
 from monodepth2_geopt import checkpoint
 from monodepth2_geopt.errors import InputError, TrainingError
-from monodepth2_geopt.inference import DepthPredictor
+from monodepth2_geopt.model_loading import load_depth_model
 from monodepth2_geopt.networks import DepthDecoder, ResnetEncoder
 from monodepth2_geopt.options import MonodepthOptions
 from monodepth2_geopt.depth_task import depth_trainer
@@ -136,7 +136,7 @@ def test_broken_weights_give_an_error_not_a_nan_depth_map(tmp_path):
     torch.save(state, folder / "depth.pth")
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8))
     with pytest.raises(InputError, match="non-finite values"):
-        DepthPredictor(folder).predict(image)
+        load_depth_model(folder).infer_image(image)
 
 
 @pytest.mark.parametrize("flag, value", [("--learning_rate", "inf"), ("--learning_rate", "nan"),

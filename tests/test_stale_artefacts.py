@@ -372,7 +372,7 @@ def weights(tmp_path_factory):
 def test_test_simple_refuses_existing_outputs_before_predicting(weights, tmp_path, capsys):
     image = tmp_path / "img.jpg"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(image)
-    args = ("--image_path", image, "--load_weights_folder", weights, "--no_cuda")
+    args = ("--image_path", image, "--load_weights_folder", weights, "--no_cuda", "--out_dir", tmp_path)
     assert run_script(capsys, "test_simple.py", *args)[0] == 0
     npy = tmp_path / "img_disp.npy"
     np.save(npy, np.zeros(1, np.float32))  # a file the user changed since
@@ -380,7 +380,7 @@ def test_test_simple_refuses_existing_outputs_before_predicting(weights, tmp_pat
     assert code == 2 and err.count("\n") == 1 and "img_disp" in err and "--overwrite" in err
     assert np.load(npy).shape == (1,)
     assert run_script(capsys, "test_simple.py", *args, "--overwrite")[0] == 0
-    assert np.load(npy).shape == (1, 1, 64, 64)
+    assert np.load(npy).shape == (1, 1, 40, 60)  # the input's size
     assert sorted(p.name for p in tmp_path.iterdir()) == ["img.jpg", "img_disp.jpeg", "img_disp.npy"]  # no temp
 
 

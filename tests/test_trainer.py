@@ -81,12 +81,12 @@ def test_mono_run_writes_monodepth2_checkpoint(mono_run):
     folder = models_dir(log_dir) / "weights_0"
     assert sorted(p.name for p in folder.iterdir()) == ["adam.pth", "depth.pth", "encoder.pth", "pose.pth",
                                                          "pose_encoder.pth", "trainer_state.pth"]  # + --resume's
-    enc, dec, meta = load_depth_model(folder)
-    assert meta == {"height": 64, "width": 96, "use_stereo": False, "num_layers": 18}
+    model = load_depth_model(folder)
+    assert model.meta == {"height": 64, "width": 96, "use_stereo": False, "num_layers": 18}
     for name in ("pose_encoder", "pose"):
         checkpoint.load_into(trainer.models[name], folder / f"{name}.pth", name)  # strict
     with torch.no_grad():
-        disp = dec(enc(torch.rand(1, 3, 64, 96)))[("disp", 0)]
+        disp = model(torch.rand(1, 3, 64, 96))
     assert disp.shape == (1, 1, 64, 96)
     opt = json.loads((models_dir(log_dir) / "opt.json").read_text())
     assert opt["frame_ids"] == [0, -1, 1] and opt["height"] == 64 and opt["use_stereo"] is False
@@ -101,8 +101,7 @@ def test_stereo_only_run(kitti_tiny, tmp_path):
     trainer.train()
     folder = models_dir(tmp_path) / "weights_0"
     assert sorted(p.name for p in folder.iterdir()) == ["adam.pth", "depth.pth", "encoder.pth", "trainer_state.pth"]
-    _, _, meta = load_depth_model(folder)
-    assert meta["use_stereo"] is True
+    assert load_depth_model(folder).use_stereo is True
     opt = json.loads((models_dir(tmp_path) / "opt.json").read_text())
     assert opt["frame_ids"] == [0] and opt["use_stereo"] is True
 
@@ -356,10 +355,10 @@ def test_readme_cpu_smoke_run_on_real_frames(kitti_raw_mini, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     folder = tmp_path / "log" / "mdp" / "models" / "weights_0"
-    enc, dec, meta = load_depth_model(folder)
-    assert meta == {"height": 96, "width": 320, "use_stereo": False, "num_layers": 18}
+    model = load_depth_model(folder)
+    assert model.meta == {"height": 96, "width": 320, "use_stereo": False, "num_layers": 18}
     for name in ("pose_encoder", "pose"):
         assert (folder / f"{name}.pth").is_file()
     with torch.no_grad():
-        disp = dec(enc(torch.rand(1, 3, 96, 320)))[("disp", 0)]
+        disp = model(torch.rand(1, 3, 96, 320))
     assert disp.shape == (1, 1, 96, 320) and torch.isfinite(disp).all()

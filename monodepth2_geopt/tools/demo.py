@@ -2,6 +2,12 @@
 
 generate data -> pretrain_flow.py (uncalibrated video, another seed) -> train.py --geopt_weights (MS) ->
 export_gt_depth.py -> evaluate_depth.py -> test_simple.py. Each step runs as a subprocess and is printed first.
+
+Progress: the two trainings show their progress bar (examples, rate, time left; its title names the epoch).
+In a terminal it redraws in place; when the output goes to a file or a pipe it is redrawn at most every
+``QUIET_BAR_INTERVAL`` seconds (tqdm's ``TQDM_MININTERVAL`` and ``TQDM_MAXINTERVAL``), so a log gets a couple of
+lines per minute, not thousands. The bar changes nothing in the runs (``--log_frequency``, seeds and budgets are
+as before).
 """
 from __future__ import annotations
 
@@ -15,6 +21,34 @@ from pathlib import Path
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.kitti_layout import frame_path, parse_split_line
 from monodepth2_geopt.options import REPO_ROOT
+
+QUIET_BAR_INTERVAL = 30  # seconds between progress-bar updates when stderr is not a terminal
+
+
+def disk_usage(path: str | os.PathLike) -> int:
+    """Bytes of the files under ``path`` (their sizes, links not followed); 0 if it does not exist."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            p = os.path.join(root, name)
+            if not os.path.islink(p):
+                total += os.path.getsize(p)
+    return total
+
+
+def format_bytes(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def disk_summary(out: Path) -> str:
+    """One line: what ``out`` holds in all, and per top-level folder, largest first."""
+    parts = sorted(((disk_usage(p), p.name) for p in out.iterdir() if p.is_dir()), reverse=True)
+    inside = ", ".join(f"{name}/ {format_bytes(size)}" for size, name in parts if size)
+    return f"{out} uses {format_bytes(disk_usage(out))} on disk ({inside})"
 
 
 def latest_weights(run_dir: Path) -> Path:
@@ -31,16 +65,21 @@ def run_demo(out_dir: str | os.PathLike = "demo", width: int = 192, height: int 
     world, videos, runs = out / "world", out / "videos", out / "runs"
     started = time.time()
 
+    env = dict(os.environ)
+    if not sys.stderr.isatty():  # a log file or a pipe: a progress line now and then, not a redraw per step
+        env.setdefault("TQDM_MININTERVAL", str(QUIET_BAR_INTERVAL))
+        env.setdefault("TQDM_MAXINTERVAL", str(QUIET_BAR_INTERVAL))  # tqdm's monitor thread redraws after this
+
     def step(title, script, *args):
         cmd = [sys.executable, script] + [str(a) for a in args]
         print(f"\n=== {title}\n$ python {script} {' '.join(shlex.quote(str(a)) for a in args)}", flush=True)
-        proc = subprocess.run(cmd, cwd=REPO_ROOT)
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env)
         if proc.returncode != 0:
             raise InputError(f"step '{title}' failed (exit code {proc.returncode}); the command is printed above")
 
     size = ["--width", width, "--height", height]
     common = size + ["--batch_size", batch_size, "--num_workers", num_workers, "--weights_init", "scratch",
-                     "--log_dir", runs, "--seed", seed, "--log_frequency", 50, "--no_progress"]
+                     "--log_dir", runs, "--seed", seed, "--log_frequency", 50]
     if not (world / "splits" / "test_files.txt").exists():
         step("1/6 generate the synthetic driving world (KITTI layout, ground truth)", "generate_synthetic.py",
              "--out_dir", world, "--num_drives", drives, "--frames_per_drive", frames_per_drive, *size,
@@ -72,4 +111,7 @@ def run_demo(out_dir: str | os.PathLike = "demo", width: int = 192, height: int 
          "--out_dir", out / "predictions", "--overwrite")
     disp = out / "predictions" / f"{image.stem}_disp.jpeg"
     print(f"\nDone in {time.time() - started:.0f} s. Metrics: {out / 'eval'}; disparity image: {disp}")
-    return {"weights": weights, "geopt": geopt, "disparity_image": disp}
+    # Most of it is the checkpoint of every epoch, each with Adam's state (train.py keeps every weights_N, as
+    # Monodepth2 does). Delete runs/ once you are done with the weights; rerunning the demo replaces it.
+    print(disk_summary(out))
+    return {"weights": weights, "geopt": geopt, "disparity_image": disp, "disk_bytes": disk_usage(out)}
