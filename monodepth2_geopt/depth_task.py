@@ -9,6 +9,7 @@ we fixed"): ``grid_sample`` uses ``align_corners=True`` to match the pixel norma
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import Callable
@@ -22,7 +23,7 @@ from monodepth2_geopt.datasets import DATASETS
 from monodepth2_geopt.datasets.mono_dataset import KITTI_NORMALISED_K
 from monodepth2_geopt.errors import InputError, Problems
 from monodepth2_geopt.kitti_layout import parse_split_line
-from monodepth2_geopt.losses import MinReprojectionConfig, depth_objective
+from monodepth2_geopt.losses import MinReprojectionConfig, depth_objective, ssi_disparity_loss
 from monodepth2_geopt.metrics import training_depth_errors
 from monodepth2_geopt.networks.resnet_encoder import ensure_imagenet_weights
 from monodepth2_geopt.splits import readlines, resolve_split_dir
@@ -67,6 +68,9 @@ def validate_options(opt) -> None:
     if learn and opt.pose_model_type != "separate_resnet":
         raise InputError("--learn_intrinsics needs --pose_model_type separate_resnet (the intrinsics head reads the "
                          "pose encoder's features of each pair)")
+    weight = getattr(opt, "pseudo_label_weight", 0.0)
+    if getattr(opt, "pseudo_label_path", None) and not (math.isfinite(weight) and weight >= 0):
+        raise InputError(f"--pseudo_label_weight {weight}: must be a finite number >= 0, e.g. 0.1")
     if opt.intrinsics is not None:
         intrinsics.check_intrinsics(opt.intrinsics)
 
@@ -125,6 +129,7 @@ class DepthTask:
         self.loss_cfg = MinReprojectionConfig(avg_reprojection=opt.avg_reprojection,
                                               automask=not opt.disable_automasking, no_ssim=opt.no_ssim)
         self.warmup_loss_cfg = dataclasses.replace(self.loss_cfg, automask=False)
+        self.pseudo_label_weight = opt.pseudo_label_weight if getattr(opt, "pseudo_label_path", None) else 0.0
         self.rt: Runtime | None = None
 
     def validate_options(self) -> None:
@@ -175,6 +180,7 @@ class DepthTask:
             self.check_split_images(dataset, name, rt)
         train.load_color(*parse_split_line(train.filenames[0]), False)  # a corrupt image fails fast, named
         train.skip_bad_images = opt.skip_bad_images
+        self.attach_pseudo_labels(train, val, resolve_split_dir(opt.split) / "train_files.txt", rt)
         return TaskData(train, val_dataset=val,
                         description=f"Using split: {opt.split} | {len(train)} training items and "
                                     f"{len(val)} validation items")
@@ -199,6 +205,7 @@ class DepthTask:
         if (split_dir / "val_files.txt").is_file():
             val = VideoDepthDataset(opt.data_path, split_file_lines(split_dir, "val"), opt.height, opt.width,
                                     opt.frame_ids, **common)
+        self.attach_pseudo_labels(train, val, split_dir / "train_files.txt", self.rt)
         return TaskData(train, val_dataset=val,
                         description=f"Frame folders (--dataset video, split {split_dir}): {len(train)} training items "
                                     f"and {len(val) if val is not None else 0} validation items")
@@ -221,6 +228,41 @@ class DepthTask:
         if rt.dist.is_main:
             print(f"--skip_missing: dropped {len(missing)} lines of {where} whose images do not exist "
                   f"(e.g. {path}); {len(dataset)} remain", flush=True)
+
+    def attach_pseudo_labels(self, train, val, where: Path, rt: Runtime) -> None:
+        """--pseudo_label_path: every training item's target frame has a label (or, with --skip_missing, the
+        items without one are dropped, counted), checked before the first step. The validation batches get
+        labels only when all of theirs exist (then the logged validation loss includes the term)."""
+        opt = self.opt
+        if not opt.pseudo_label_path:
+            return
+        from monodepth2_geopt.pseudo_labels import PseudoLabelStore, missing_labels
+        store = PseudoLabelStore(opt.pseudo_label_path)
+        missing = missing_labels(store, train)
+        if missing:
+            line, path = missing[0]
+            image = train.target_image(line)
+            if not opt.skip_missing:
+                raise InputError(f"{len(missing)} of {len(train)} training items of {where} have no pseudo-label, "
+                                 f"e.g. {path} (of {image}); make them with `python make_pseudo_labels.py --teacher "
+                                 f"... --data_path {opt.data_path} --out_dir {store.root}` (labels that exist are "
+                                 "kept), or pass --skip_missing to drop those items")
+            train.drop_lines(i for i, _ in missing)
+            if not len(train):
+                raise InputError(f"--skip_missing: no training item of {where} has a pseudo-label in {store.root} "
+                                 f"(e.g. {path})")
+            if rt.dist.is_main:
+                print(f"--skip_missing: dropped {len(missing)} training items without a pseudo-label (e.g. {path}); "
+                      f"{len(train)} remain", flush=True)
+        train.pseudo_labels = store
+        if val is not None and not missing_labels(store, val):
+            val.pseudo_labels = store
+        elif val is not None and rt.dist.is_main:
+            print(f"pseudo-labels: not every validation item has one in {store.root}, so the validation loss is "
+                  "the self-supervised loss alone", flush=True)
+        if rt.dist.is_main:
+            print(f"pseudo-labels: {store.root} (teacher {store.teacher}), weight {opt.pseudo_label_weight}, "
+                  f"alignment {opt.pseudo_label_align}", flush=True)
 
     def build_models(self) -> dict[str, nn.Module]:
         opt = self.opt
@@ -378,10 +420,27 @@ class DepthTask:
         for s, selection in selections.items():
             outputs[f"identity_selection/{s}"] = selection
         logged = {}
+        if self.pseudo_label_weight and "pseudo_disp" in inputs:
+            pseudo = self.pseudo_label_loss(inputs["pseudo_disp"], outputs)
+            loss = loss + self.pseudo_label_weight * pseudo
+            logged["loss/pseudo_label"] = pseudo
         if self.learn_intrinsics:  # TensorBoard scalars: the batch mean of the per-pair predictions
             k = torch.cat([outputs[("intrinsics", f)] for f in sources]).detach()
-            logged = {f"intrinsics/{n}": k[:, i].mean() for i, n in enumerate(intrinsics.NAMES)}
+            logged.update({f"intrinsics/{n}": k[:, i].mean() for i, n in enumerate(intrinsics.NAMES)})
         return {**per_scale, **logged, "loss": loss}
+
+    def pseudo_label_loss(self, target: torch.Tensor, outputs: dict) -> torch.Tensor:
+        """NimbleD's distillation term: the scale-and-shift-invariant L1 (``losses.ssi_disparity_loss``) between
+        the teacher's disparity and every loss scale's disparity upsampled to the training resolution (as NimbleD,
+        and as Monodepth2 upsamples for the photometric loss), averaged over the scales."""
+        opt = self.opt
+        terms = []
+        for s in opt.scales:
+            disp = outputs[("disp", s)]
+            if disp.shape[-2:] != target.shape[-2:]:
+                disp = F.interpolate(disp, list(target.shape[-2:]), mode="bilinear", align_corners=False)
+            terms.append(ssi_disparity_loss(disp, target, align=opt.pseudo_label_align))
+        return sum(terms) / len(terms)
 
     # ------------------------------------------------------------------ monitoring
     @torch.no_grad()

@@ -132,3 +132,69 @@ def depth_objective(warped: dict, colors: dict, disps: dict, sources: list, scal
         total = total + loss
         per_scale[f"loss/{scale}"] = loss
     return total / len(scales), per_scale, selections
+
+
+# ---------------------------------------------------------------------------------------------- pseudo-labels
+SSI_ALIGNMENTS = ("median", "lsq")
+
+
+def _normalise_median_mad(x: torch.Tensor, valid: torch.Tensor, eps: float) -> torch.Tensor:
+    """(x - median) / mean |x - median| per image over its valid pixels (MiDaS's scale-and-shift estimate).
+
+    x, valid: [B, N]. Invalid entries of the result are 0."""
+    med = torch.nanmedian(torch.where(valid, x, torch.nan), dim=1, keepdim=True).values
+    med = torch.nan_to_num(med)  # an image without a valid pixel
+    count = valid.sum(1, keepdim=True).clamp(min=1)
+    centred = torch.where(valid, x - med, 0.0)
+    mad = centred.abs().sum(1, keepdim=True) / count
+    return centred / (mad + eps)
+
+
+def ssi_disparity_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None,
+                       align: str = "median", eps: float = 1e-6) -> torch.Tensor:
+    """Scale-and-shift-invariant L1 between a predicted and a teacher disparity (NimbleD's pseudo-label loss).
+
+    Args:
+        pred: [B, 1, H, W] predicted disparity (any affine function of it gives the same loss: Monodepth2's
+            sigmoid output and its ``disp_to_depth`` scaled disparity are interchangeable).
+        target: [B, 1, H, W] teacher disparity, known only up to scale and shift; NaN/inf = no label.
+        valid: [B, 1, H, W] bool mask of the pixels to compare (default: where ``target`` is finite); it is
+            combined with ``isfinite(target)``.
+        align: ``"median"`` (NimbleD's ``ssi_loss``, after MiDaS): each image of ``pred`` and of ``target`` is
+            shifted by its median and divided by its mean absolute deviation from it, over the valid pixels,
+            then compared with an L1. Invariant to a *positive* scale and any shift of either input; a
+            prediction of the wrong sign (near and far swapped) is penalised. ``"lsq"``: ``target`` normalised
+            as above, and ``pred`` aligned to it by least-squares scale and shift (MiDaS's other estimate, as
+            ``evaluate_depth.py --align lsqr``); also invariant to a negative scale.
+        eps: added to the deviations (and the variance, ``lsq``) so that a constant image stays finite.
+    Returns:
+        scalar: the mean over images with at least one valid pixel of the mean absolute difference over their
+        valid pixels (unitless: both sides are normalised); 0 when no pixel is valid.
+    Convention: NimbleD min-max normalises both maps first; an increasing affine map followed by the median/MAD
+    normalisation changes nothing (up to ``eps``), so that step is left out.
+    """
+    if align not in SSI_ALIGNMENTS:
+        raise ValueError(f"align must be one of {SSI_ALIGNMENTS}, got {align!r}")
+    if pred.shape != target.shape or pred.dim() != 4 or pred.shape[1] != 1:
+        raise ValueError(f"pred and target must both be [B, 1, H, W], got {tuple(pred.shape)} and "
+                         f"{tuple(target.shape)}")
+    b = pred.shape[0]
+    p = pred.reshape(b, -1).float()
+    t = target.reshape(b, -1).float()
+    ok = torch.isfinite(t)
+    if valid is not None:
+        ok = ok & valid.reshape(b, -1).bool()
+    count = ok.sum(1, keepdim=True)
+    t_hat = _normalise_median_mad(torch.where(ok, t, 0.0), ok, eps)
+    if align == "median":
+        p_hat = _normalise_median_mad(p, ok, eps)
+    else:
+        n = count.clamp(min=1)
+        p_mean = torch.where(ok, p, 0.0).sum(1, keepdim=True) / n
+        p_c = torch.where(ok, p - p_mean, 0.0)
+        t_mean = t_hat.sum(1, keepdim=True) / n  # t_hat is 0 off the mask
+        scale = (p_c * (t_hat - t_mean)).sum(1, keepdim=True) / ((p_c * p_c).sum(1, keepdim=True) + eps)
+        p_hat = torch.where(ok, scale * p_c + t_mean, 0.0)
+    per_image = torch.where(ok, (p_hat - t_hat).abs(), 0.0).sum(1) / count.squeeze(1).clamp(min=1)
+    has = (count.squeeze(1) > 0).to(per_image.dtype)  # no host sync: images without labels weigh 0
+    return (per_image * has).sum() / has.sum().clamp(min=1)

@@ -23,8 +23,8 @@ FLOW_DEFAULTS = {"weights_init": "scratch", "learning_rate": 5e-4}
 # A script given an option it does not show stops with "unrecognized arguments" instead of ignoring it.
 _EVAL_SYSTEM = {"no_cuda", "num_workers", "num_threads", "load_weights_folder"}
 SCRIPT_OPTIONS: dict[str, set[str]] = {
-    "train": {"PATHS", "TRAINING options", "OPTIMIZATION options", "ABLATION options", "SYSTEM options",
-              "LOADING options", "LOGGING options"},
+    "train": {"PATHS", "TRAINING options", "PSEUDO-LABEL options (distillation from a teacher, NimbleD)",
+              "OPTIMIZATION options", "ABLATION options", "SYSTEM options", "LOADING options", "LOGGING options"},
     "pretrain_flow": {"PATHS", "OPTIMIZATION options", "SYSTEM options", "LOGGING options",
                       "FLOW PRETRAINING options (pretrain_flow.py)", "-flow_eval_max", "-json", "-out_dir",
                       "model_name", "num_layers", "height", "width", "scales", "frame_ids", "weights_init", "no_ssim",
@@ -123,6 +123,21 @@ class MonodepthOptions:
         g.add_argument("--stereo_baseline", type=float, default=0.1,
                        help="stereo baseline used for the 's' frame in training units (Monodepth2: 0.1, i.e. "
                             "KITTI's 0.54 m / 5.4)")
+
+        g = self._group("PSEUDO-LABEL options (distillation from a teacher, NimbleD)")
+        g.add_argument("--pseudo_label_path", type=str, default=None,
+                       help="folder of teacher disparities written by make_pseudo_labels.py (it mirrors the image "
+                            "tree under --data_path); adds --pseudo_label_weight x a scale-and-shift-invariant L1 "
+                            "between each scale's disparity and the target frame's label (M, S, MS, "
+                            "--learn_intrinsics). Every training item needs a label (checked before the first step; "
+                            "--skip_missing drops the others)")
+        g.add_argument("--pseudo_label_weight", type=float, default=0.1,
+                       help="weight of the pseudo-label loss against the self-supervised one (NimbleD's lambda 0.9 "
+                            "is 0.1 / 0.9 = 0.11 in this form); used only with --pseudo_label_path")
+        g.add_argument("--pseudo_label_align", type=str, default="median", choices=["median", "lsq"],
+                       help="how the loss removes scale and shift per image: median (each map minus its median, "
+                            "over its mean absolute deviation: NimbleD / MiDaS) or lsq (least-squares scale and shift "
+                            "of the prediction; also forgives a flipped sign)")
 
         g = self._group("OPTIMIZATION options")
         g.add_argument("--batch_size", type=int, default=12, help="batch size")

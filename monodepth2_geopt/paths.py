@@ -54,7 +54,8 @@ CONSOLE_COMMANDS = {"train.py": "m2g-train", "pretrain_flow.py": "m2g-pretrain",
                     "export_gt_depth.py": "m2g-export-gt-depth", "download_splits.py": "m2g-download-splits",
                     "make_split.py": "m2g-make-split", "extract_frames.py": "m2g-extract-frames",
                     "generate_synthetic.py": "m2g-generate-synthetic", "prepare_cache.py": "m2g-prepare-cache",
-                    "run_demo.py": "m2g-demo", "export_model.py": "m2g-export", "predict_flow.py": "m2g-predict-flow"}
+                    "run_demo.py": "m2g-demo", "export_model.py": "m2g-export", "predict_flow.py": "m2g-predict-flow",
+                    "make_pseudo_labels.py": "m2g-pseudo-labels"}
 
 
 def command(script: str) -> str:

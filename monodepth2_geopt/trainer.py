@@ -46,7 +46,7 @@ RESUME_MAY_CHANGE = frozenset({
     "resume", "overwrite", "num_epochs", "num_workers", "no_progress", "log_frequency", "save_frequency",
     "save_every_steps", "data_path", "log_dir", "no_cuda", "compile", "image_cache", "max_nonfinite_steps",
     "load_weights_folder", "geopt_weights", "flow_eval_path", "flow_val_split", "json",
-    "skip_bad_images", "keep_last", "num_threads"})
+    "skip_bad_images", "keep_last", "num_threads", "pseudo_label_path"})
 
 
 def total_norm(tensors: list[torch.Tensor]) -> torch.Tensor:

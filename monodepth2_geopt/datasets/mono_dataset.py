@@ -9,6 +9,8 @@ Batch schema (one item; the DataLoader stacks them):
     "flip"                 bool tensor, whether the sample was mirrored
     "index"                int64 index in the split
     "depth_gt"             float32 [1, H_gt, W_gt] (only with ``load_depth``), never flipped
+    "pseudo_disp"          float32 [1, height, width] teacher disparity of frame 0, NaN = no label (only with
+                           ``pseudo_labels``, ``--pseudo_label_path``), resized and flipped like the frames
 The device side (``monodepth2_geopt.batch.prepare_batch``) turns this into Monodepth2's keys
 ("color", f, s), ("color_aug", f, 0), ("K", s), ("inv_K", s): float conversion, the scale pyramid and the
 colour augmentation (identical for every frame of a sample) run on the GPU.
@@ -58,6 +60,7 @@ class MonoDataset(Dataset):
         self.stereo_baseline = stereo_baseline
         self.resample = Image.Resampling.LANCZOS
         self.loader = pil_loader
+        self.pseudo_labels = None  # a pseudo_labels.PseudoLabelStore (--pseudo_label_path)
         self.image_cache = None
         if image_cache:
             from monodepth2_geopt.image_cache import ImageCache
@@ -121,6 +124,11 @@ class MonoDataset(Dataset):
                     break
         return missing
 
+    def target_image(self, index: int) -> str:
+        """The path of the target frame (frame 0) of line ``index``."""
+        folder, frame_index, side = parse_split_line(self.filenames[index])
+        return self.get_image_path(folder, frame_index, side)
+
     def drop_lines(self, indices) -> None:
         drop = set(indices)
         self.filenames = [line for i, line in enumerate(self.filenames) if i not in drop]
@@ -160,6 +168,10 @@ class MonoDataset(Dataset):
             side_sign = -1 if side in ("l", "2") else 1
             stereo_T[0, 3] = side_sign * baseline_sign * self.stereo_baseline
             inputs["stereo_T"] = torch.from_numpy(stereo_T)
+        if self.pseudo_labels is not None:
+            image = self.get_image_path(folder, frame_index, side)
+            inputs["pseudo_disp"] = self.pseudo_labels.load(self.data_path, image, self.width, self.height,
+                                                             flip=do_flip)
         if self.load_depth:
             depth = self.get_depth(folder, frame_index, side, False)
             inputs["depth_gt"] = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[None]

@@ -179,6 +179,8 @@ class UncalibratedVideoDataset(Dataset):
         check_files: with ``filenames``, check at construction that every target and neighbour exists.
     """
 
+    return_crop_box = False  # add "crop_box" to each item (VideoDepthDataset, for pseudo-labels)
+
     def __init__(
         self,
         data_path: str | os.PathLike,
@@ -408,6 +410,8 @@ class UncalibratedVideoDataset(Dataset):
                 img.close()
         inputs["flip"] = torch.tensor(flip)
         inputs["index"] = index
+        if self.return_crop_box:  # normalised (x0, y0, x1, y1): depth training crops pseudo-labels the same way
+            inputs["crop_box"] = (box[0] / size[0], box[1] / size[1], box[2] / size[0], box[3] / size[1])
         return inputs
 
     def _load(self, img: Image.Image, path: Path, box, flip: bool) -> torch.Tensor:
