@@ -371,7 +371,7 @@ def test_evaluation_inference_and_finetuning_need_nothing_new_after_learned_intr
                                "--align", align, "--eval_split", split, "--data_path", root, "--png",
                                "--num_workers", 0, "--no_cuda", "--eval_out_dir", out)
         assert code == 0, err
-        metrics = json.loads((out / "metrics_split.json").read_text())
+        metrics = json.loads((out / f"metrics_split_{align}.json").read_text())
         assert all(np.isfinite(metrics[k]) for k in ("abs_rel", "rmse", "a1"))
         assert ("lsqr" in metrics["protocol"]) == (align == "lsqr")
     image = root / DRIVE / "image_02" / "data" / "0000000002.png"
