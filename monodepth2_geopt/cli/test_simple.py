@@ -1,6 +1,6 @@
 """Predict depth for an image, a folder of images or a video (Monodepth2's test_simple.py).
 
-    python test_simple.py --image_path assets/test_image.jpg --model_name mono+stereo_640x192
+    python test_simple.py --image_path my_photo.jpg --model_name mono+stereo_640x192
     python test_simple.py --image_path frames/ --ext png --load_weights_folder runs/m/models/weights_19 --save_depth
     python test_simple.py --image_path photo.jpg --model_name mono+stereo_640x192 --save_ply --intrinsics 0.8 1.4 0.5 0.5
     python test_simple.py --image_path drive.mp4 --model_name mono_640x192 --fixed_range   # drive_disp.mp4
