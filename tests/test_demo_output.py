@@ -50,5 +50,6 @@ def test_demo_steps_show_progress_without_changing_the_runs(tmp_path, monkeypatc
         assert env["TQDM_MININTERVAL"] == env["TQDM_MAXINTERVAL"] == str(demo.QUIET_BAR_INTERVAL)
         i = cmd.index("--log_frequency")
         assert cmd[i + 1] == "50" and cmd[cmd.index("--seed") + 1] == "0"  # the runs themselves are as before
+        assert cmd[cmd.index("--num_threads") + 1] == "1"  # pinned: the result depends on the thread count
     out = capsys.readouterr().out
     assert "uses 4.0 kB on disk (runs/ 4.0 kB, world/" in out

@@ -21,9 +21,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--flow_epochs", type=int, default=2, help="epochs of GeoPt pretraining")
     p.add_argument("--depth_epochs", type=int, default=4, help="epochs of depth training")
     p.add_argument("--num_workers", type=int, default=1, help="data loader workers")
+    p.add_argument("--num_threads", type=int, default=1,
+                   help="PyTorch CPU threads of each step, pinned: the result depends on the thread count")
+    p.add_argument("--keep_last", type=int, default=1, help="checkpoints kept per run (0: all)")
     a = p.parse_args(argv)
     run_demo(a.out_dir, a.width, a.height, flow_epochs=a.flow_epochs, depth_epochs=a.depth_epochs,
-             num_workers=a.num_workers)
+             num_workers=a.num_workers, num_threads=a.num_threads, keep_last=a.keep_last)
 
 
 def run() -> None:
