@@ -214,6 +214,7 @@ def test_worker_errors_reach_the_cli_as_one_line(kitti_tiny, tmp_path, capsys):
     assert "Traceback" not in lines[0]
 
 
+@pytest.mark.slow  # a training run through train.py (about 10 s)
 def test_skip_bad_images_reports_and_replaces_an_unreadable_item(kitti_tiny, tmp_path, capsys):
     data, bad, split = tree_with_corrupt_frame_4(kitti_tiny, tmp_path)
     trainer = depth_trainer(MonodepthOptions().parse(args_for(kitti_tiny, tmp_path / "log", "--skip_bad_images",

@@ -89,6 +89,7 @@ def test_onnx_depth_output_is_metric_depth_for_a_stereo_model(weights, tmp_path)
     assert info["output"]["name"] == "depth" and "metres" in info["output"]["meaning"] and info["stereo_scale"] == 5.4
 
 
+@pytest.mark.slow  # a clean interpreter reloads the file (about 5 s)
 def test_torchscript_reloads_without_the_project_and_existing_files_are_refused(weights, tmp_path, capsys):
     code, err = run_script(capsys, "export_model.py", "--load_weights_folder", weights, "--format", "torchscript",
                            "--out_dir", tmp_path, "--no_check")  # checked below, on real frames

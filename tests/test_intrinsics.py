@@ -121,6 +121,7 @@ def write_frame_folders(root: Path, videos=("clipA", "clipB"), n=8, h=48, w=120)
     return root
 
 
+@pytest.mark.slow  # train.py and evaluate_intrinsics.py on frame folders (about 9 s)
 def test_video_folders_train_without_calibration_and_print_per_sequence(tmp_path):
     frames = write_frame_folders(tmp_path / "frames")
     trainer = tiny_trainer(tmp_path / "runs", frames, "eigen_zhou", "--dataset", "video", "--learn_intrinsics")
@@ -155,11 +156,11 @@ def test_bad_flag_combinations_are_refused_in_one_line(flags, words):
     assert words in str(err.value) and "\n" not in str(err.value)
 
 
-def test_train_py_refuses_stereo_with_learned_intrinsics_in_one_line(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "train.py"), "--learn_intrinsics", "--use_stereo",
-                          "--log_dir", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 2
-    assert out.stderr.strip().count("\n") == 0 and "--learn_intrinsics" in out.stderr
+def test_train_py_refuses_stereo_with_learned_intrinsics_in_one_line(tmp_path, capsys):
+    from tests.conftest import run_script
+    code, err = run_script(capsys, "train.py", "--learn_intrinsics", "--use_stereo", "--log_dir", tmp_path)
+    assert code == 2
+    assert err.strip().count("\n") == 0 and "--learn_intrinsics" in err
 
 
 @pytest.mark.slow

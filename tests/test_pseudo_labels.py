@@ -322,6 +322,7 @@ def test_missing_labels_are_named_before_training_or_skipped(kitti_tiny, kitti_l
                      "--pseudo_label_weight", "nan", name="pl4")
 
 
+@pytest.mark.slow  # make_pseudo_labels.py, then train.py on frame folders
 def test_video_frames_train_with_learned_intrinsics_and_labels_from_the_script(frame_folder, tmp_path, capsys):
     labels = tmp_path / "labels"
     code, err = run_script(capsys, "make_pseudo_labels.py", "--teacher", f"{tmp_path / 'teacher.py'}:disp",

@@ -80,7 +80,7 @@ def run_in_process(make, args, max_steps=None):
 
 # ---------------------------------------------------------------------------------------------------- in process
 @pytest.mark.parametrize("make,stop,epochs", [
-    (depth_trainer, 4, 1),
+    pytest.param(depth_trainer, 4, 1, marks=pytest.mark.slow),
     pytest.param(depth_trainer, 5, 2, marks=pytest.mark.slow),
     pytest.param(depth_trainer, STEPS_PER_EPOCH, 2, marks=pytest.mark.slow),
     pytest.param(flow_trainer, 4, 2, marks=pytest.mark.slow)],
@@ -131,6 +131,7 @@ def test_lr_per_step_matches_after_resume_across_the_schedule_step(world, tmp_pa
 
 
 # ---------------------------------------------------------------------------------------------------- run folders
+@pytest.mark.slow  # two 1-epoch trainings (about 20 s)
 def test_a_run_folder_with_checkpoints_is_never_started_into_again(world, tmp_path):
     args = depth_args(world, tmp_path, "--model_name", "run", "--num_epochs", "1")
     run_in_process(depth_trainer, args)
