@@ -341,9 +341,10 @@ def test_resume_encoder_and_depth_only(mono_run, kitti_tiny, tmp_path):
 # --- the README's CPU smoke run on real KITTI frames ---------------------------------------------
 
 @pytest.mark.slow
-def test_readme_cpu_smoke_run_on_real_frames(kitti_raw_mini, tmp_path):
+def test_cpu_smoke_run_on_real_kitti_frames(kitti_raw_mini, tmp_path):
     """python train.py --data_path ../shared/data/kitti_raw_mini --png --split <split> --height 96 --width 320
-    --batch_size 2 --num_epochs 1 --weights_init scratch --num_workers 0 (plus --log_dir into tmp_path)."""
+    --batch_size 2 --num_epochs 1 --weights_init scratch --num_workers 0 (plus --log_dir into tmp_path): the
+    README's smoke run (on the synthetic world, which a clone can make) through the real-KITTI reading path."""
     drive = "2011_09_26/2011_09_26_drive_SFND_sync"
     split = write_split(tmp_path / "split", [f"{drive} {i} l" for i in (1, 2, 3)], [f"{drive} {i} l" for i in (2, 3)])
     args = ["--data_path", str(kitti_raw_mini), "--png", "--split", str(split), "--height", "96", "--width", "320",
