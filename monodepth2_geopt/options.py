@@ -11,8 +11,6 @@ import os
 
 from monodepth2_geopt import paths
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where the code is (a clone or site-packages)
-
 
 # pretrain_flow.py / evaluate_flow.py defaults that differ from train.py's (Monodepth2's). From scratch: GeoPt's
 # claim is pretraining *instead of* ImageNet, so starting from ImageNet would confound the comparison.
