@@ -134,13 +134,24 @@ def max_abs_difference(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> floa
     return max(float(np.max(np.abs(x.astype(np.float64) - y))) for x, y in zip(a, b))
 
 
-def check_onnx(path: str | os.PathLike, module: nn.Module, inputs: torch.Tensor) -> float:
-    """Max abs difference between onnxruntime's outputs for ``inputs`` and PyTorch's (CPU, float32)."""
+def onnx_session(path: str | os.PathLike):
+    """An onnxruntime CPU session for ``path`` that uses as many threads as PyTorch does (``torch.get_num_threads``,
+    which ``--num_threads`` sets) and does not spin idle threads: onnxruntime's default, every core spinning, starves
+    whatever else runs on the machine (a training run, other test workers)."""
     try:
         import onnxruntime as ort
     except ImportError:
         raise InputError(f"checking an ONNX file needs onnxruntime: {ONNX_INSTALL}") from None
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def check_onnx(path: str | os.PathLike, module: nn.Module, inputs: torch.Tensor) -> float:
+    """Max abs difference between onnxruntime's outputs for ``inputs`` and PyTorch's (CPU, float32)."""
+    session = onnx_session(path)
     got = session.run(None, {session.get_inputs()[0].name: inputs.cpu().numpy().astype(np.float32)})
     return max_abs_difference(got, reference_outputs(module, inputs))
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from monodepth2_geopt.checkpoint import save_weights_folder
-from monodepth2_geopt.export import check_torchscript, depth_spec, export_model, export_torchscript
+from monodepth2_geopt.export import check_torchscript, depth_spec, export_model, export_torchscript, onnx_session
 from monodepth2_geopt.model_loading import load_depth_model
 from monodepth2_geopt.networks import DepthDecoder, PoseDecoder, ResnetEncoder
 from tests.conftest import SHARED_DATA, run_script
@@ -44,14 +44,14 @@ def real_frames(model) -> torch.Tensor:
 
 
 def test_onnx_matches_pytorch_on_real_frames_with_a_dynamic_batch(weights, tmp_path):
-    ort = pytest.importorskip("onnxruntime", reason="optional: pip install onnx onnxruntime")
+    pytest.importorskip("onnxruntime", reason="optional: pip install onnx onnxruntime")
     model = load_depth_model(weights)
     frames = real_frames(model)
     results = export_model(weights, ["onnx"], tmp_path, pose=True, check_inputs=frames, log=lambda s: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["disp.onnx", "disp.onnx.json", "pose.onnx",
                                                           "pose.onnx.json"]
     assert all(r["max_abs_difference"] < TOLERANCE for r in results.values()), results
-    session = ort.InferenceSession(str(tmp_path / "disp.onnx"), providers=["CPUExecutionProvider"])
+    session = onnx_session(tmp_path / "disp.onnx")
     assert session.get_inputs()[0].name == "image" and session.get_inputs()[0].shape[1:] == [3, H, W]
     with torch.no_grad():
         reference = model(frames).numpy()
@@ -64,7 +64,7 @@ def test_onnx_matches_pytorch_on_real_frames_with_a_dynamic_batch(weights, tmp_p
     with torch.no_grad():
         assert np.abs(disp - other(frames).numpy()).max() > 100 * TOLERANCE
     # the pose network: (a, b) pairs of consecutive frames; T maps frame a's camera to frame b's
-    pose = ort.InferenceSession(str(tmp_path / "pose.onnx"), providers=["CPUExecutionProvider"])
+    pose = onnx_session(tmp_path / "pose.onnx")
     pairs = torch.cat([frames[:-1], frames[1:]], 1).numpy()
     axisangle, translation, T = pose.run(None, {"frames": pairs})
     assert axisangle.shape == translation.shape == (len(pairs), 3) and T.shape == (len(pairs), 4, 4)
@@ -76,11 +76,11 @@ def test_onnx_matches_pytorch_on_real_frames_with_a_dynamic_batch(weights, tmp_p
 
 
 def test_onnx_depth_output_is_metric_depth_for_a_stereo_model(weights, tmp_path):
-    ort = pytest.importorskip("onnxruntime", reason="optional: pip install onnx onnxruntime")
+    pytest.importorskip("onnxruntime", reason="optional: pip install onnx onnxruntime")
     export_model(weights, ["onnx"], tmp_path, output="depth", check=False, log=lambda s: None)
     model = load_depth_model(weights)
     frames = real_frames(model)[:2]
-    (depth,) = ort.InferenceSession(str(tmp_path / "depth.onnx"), providers=["CPUExecutionProvider"]).run(
+    (depth,) = onnx_session(tmp_path / "depth.onnx").run(
         None, {"image": frames.numpy()})
     with torch.no_grad():
         scaled = model.scaled_disparity(model(frames)).numpy()

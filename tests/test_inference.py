@@ -85,6 +85,7 @@ def test_output_dir_and_metric_depth(weights, tmp_path):
     assert np.all((depth >= 5.4 * 0.1 - 1e-4) & (depth <= 5.4 * 100 + 1e-2))  # 5.4 x depth in [0.1, 100]
 
 
+@pytest.mark.slow  # a 100 MB checkpoint written and read: about 12 s
 def test_resnet50_weights_need_no_flag(tmp_path):
     weights = make_depth_weights(tmp_path / "r50", num_layers=50, height=64, width=96)
     image = tmp_path / "x.jpg"

@@ -411,3 +411,45 @@ def test_scene_is_independent_of_the_camera():
     same = a.surface == b.surface[::3, ::3]
     assert same.mean() > 0.99  # (exactly 1 here; a grazing ray may round the other way elsewhere)
     assert np.allclose(a.depth[same], b.depth[::3, ::3][same], rtol=1e-6)
+
+
+def _pitch_roll_deg(pose: np.ndarray) -> tuple[float, float]:
+    """Pitch (about x) and roll (about z) of a yaw-pitch-roll rotation R = Ry Rx Rz, in degrees."""
+    r = pose[:3, :3]
+    pitch = np.arcsin(np.clip(-r[1, 2], -1, 1))
+    roll = np.arctan2(r[1, 0], r[1, 1])
+    return float(np.degrees(pitch)), float(np.degrees(roll))
+
+
+def test_camera_shake_pitches_and_rolls_and_the_ground_truth_follows():
+    """camera_shake rotates the camera about x and z: poses say so, the images agree with the poses (warp of t+1
+    into t), and the flow ground truth is the rigid projection through them; without the pitch in the pose, the
+    same projection misses by pixels (the control)."""
+    n, shake = 5, 3.0
+    world = syn.World(seed=5, num_frames=n, width=W, height=H, brightness_change=0.0, camera_shake=shake)
+    plain = syn.World(seed=5, num_frames=n, width=W, height=H, brightness_change=0.0)
+    assert np.allclose(world.scene.cam_pos, plain.scene.cam_pos)  # shake only rotates
+    assert np.array_equal(world.pose(0), np.eye(4))
+    rel = [_pitch_roll_deg(world.pose(t)) for t in range(n)]
+    assert max(abs(p) for p, _ in rel) > 0.5 and max(abs(r) for _, r in rel) > 0.2
+    assert all(abs(p) < 2.2 * shake and abs(r) < 1.1 * shake for p, r in rel)
+    assert all(_pitch_roll_deg(plain.pose(t)) == (0.0, 0.0) for t in range(n))
+    K = world.K
+    jj, ii = np.meshgrid(np.arange(W), np.arange(H))
+    errors, control = [], []
+    for t in range(n - 1):
+        view, nxt = world.render(t), world.render(t + 1)
+        flow, valid = world.flow(t, view)
+        u, v, z = rigid_projection(view.depth, world.pose(t), world.pose(t + 1), K)
+        assert np.linalg.norm(flow - np.stack([u - jj, v - ii], -1), axis=-1)[valid].max() < 0.02
+        ok = (view.depth > 0) & (z > 0) & (u >= 0) & (u <= W - 1) & (v >= 0) & (v <= H - 1)
+        ok &= np.abs(bilinear(nxt.depth, np.where(ok, u, 0), np.where(ok, v, 0)) - z) < 0.02 * z
+        assert ok.mean() > 0.4
+        errors.append(np.abs(bilinear(nxt.image.astype(np.float64), u[ok], v[ok]) - view.image[ok]).mean(-1))
+        yaw_only = [p.copy() for p in (world.pose(t), world.pose(t + 1))]
+        for p, q in zip(yaw_only, (plain.pose(t), plain.pose(t + 1))):
+            p[:3, :3] = q[:3, :3]
+        u0, v0, _ = rigid_projection(view.depth, *yaw_only, K)
+        control.append(np.linalg.norm(np.stack([u0 - u, v0 - v], -1), axis=-1)[valid].mean())
+    assert np.median(np.concatenate(errors)) < 3.0
+    assert np.mean(control) > 0.5, control

@@ -295,7 +295,7 @@ def test_make_mixed_dataset(plain, cityscapes):
 
 
 def test_reads_extractor_output(tmp_path):
-    av = pytest.importorskip("av")  # noqa: F841
+    pytest.importorskip("av")
     from monodepth2_geopt.tools.video import ExtractOptions, extract_videos
     from tests.test_video import synthetic_frames, write_video
 

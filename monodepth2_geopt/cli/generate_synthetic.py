@@ -26,6 +26,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--ext", choices=["png", "jpg"], default="png", help="colour image format")
     p.add_argument("--moving_objects", type=int, default=0, help="independently moving cars per drive")
     p.add_argument("--brightness_change", type=float, default=0.02, help="per-frame global gain amplitude")
+    p.add_argument("--camera_shake", type=float, default=0.0,
+                   help="pitch amplitude in degrees (roll: half of it) of a shaking camera; 0 = it only yaws with "
+                        "the road. Focal lengths are observable from rotation only: fy needs pitch")
     p.add_argument("--no_velodyne", action="store_true", help="skip velodyne_points")
     p.add_argument("--video", action="store_true", help="write uncalibrated video frames instead")
     p.add_argument("--num_sequences", type=int, default=1, help="--video: number of sequences")
@@ -43,12 +46,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.video:
         out = generate_video(args.out_dir, args.num_sequences, args.frames, args.width, args.height, args.seed,
                              mp4=args.mp4, moving_objects=args.moving_objects,
-                             brightness_change=args.brightness_change, overwrite=args.overwrite)
+                             brightness_change=args.brightness_change, overwrite=args.overwrite,
+                             camera_shake=args.camera_shake)
         print("\n".join(out))
     else:
         info = generate_dataset(args.out_dir, args.num_drives, args.frames_per_drive, args.width, args.height,
                                 args.seed, args.ext, args.moving_objects, args.brightness_change,
-                                velodyne=not args.no_velodyne, verbose=True, overwrite=args.overwrite)
+                                velodyne=not args.no_velodyne, verbose=True, overwrite=args.overwrite,
+                                camera_shake=args.camera_shake)
         print("splits:", ", ".join(f"{k}={v}" for k, v in info["splits"].items()))
     print(f"done in {time.perf_counter() - start:.1f} s")
 

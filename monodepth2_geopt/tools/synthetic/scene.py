@@ -51,6 +51,18 @@ def rot_y(angle: float) -> np.ndarray:
     return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
 
 
+def rot_x(angle: float) -> np.ndarray:
+    """Rotation about camera x (right): a positive angle turns the optical axis (+z) towards +y (down)."""
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+
+
+def rot_z(angle: float) -> np.ndarray:
+    """Rotation about the optical axis (roll)."""
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
 
 @dataclass
 class Style:
@@ -94,8 +106,9 @@ class Boxes:
 class Scene:
     """A procedurally generated street and a camera trajectory through it (no image size, no intrinsics).
 
-    Args: as :class:`World`'s. Attributes: ``cam_pos`` (N, 3), ``cam_yaw`` (N,), ``cam_rot`` (N, 3, 3)
-    camera-to-scene rotations of the left camera, ``gains`` (N,) per-frame brightness, ``style``
+    Args: as :class:`World`'s. Attributes: ``cam_pos`` (N, 3), ``cam_yaw`` (N,), ``cam_pitch`` and
+    ``cam_roll`` (N,) (radians; zero unless ``camera_shake``), ``cam_rot`` (N, 3, 3) camera-to-scene rotations
+    of the left camera (yaw, then pitch, then roll), ``gains`` (N,) per-frame brightness, ``style``
     (:class:`Style`), ``boxes`` (:class:`Boxes`) and ``z_min`` / ``z_max``, the extent of the ground along z.
     """
 
@@ -107,11 +120,13 @@ class Scene:
         speed: float = 1.0,
         brightness_change: float = 0.02,
         baseline: float = STEREO_BASELINE,
+        camera_shake: float = 0.0,
     ) -> None:
         self.seed = int(seed)
         self.num_frames = int(num_frames)
         self.baseline = float(baseline)
         self.brightness_change = float(brightness_change)
+        self.camera_shake = float(camera_shake)
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x5EED]))
         self._make_trajectory(rng, float(speed))
         self.style = _make_style(rng)
@@ -128,7 +143,12 @@ class Scene:
         yaw = np.arctan(amp * 2 * np.pi / period * np.cos(2 * np.pi * z / period + phase))
         self.cam_pos = np.stack([x, np.zeros(n), z], axis=1)  # scene frame
         self.cam_yaw = yaw
-        self.cam_rot = np.stack([rot_y(a) for a in yaw])  # camera -> scene
+        self.cam_pitch, self.cam_roll = self._shake(n)
+        if self.camera_shake:
+            self.cam_rot = np.stack([rot_y(a) @ rot_x(b) @ rot_z(c)
+                                     for a, b, c in zip(yaw, self.cam_pitch, self.cam_roll)])  # camera -> scene
+        else:
+            self.cam_rot = np.stack([rot_y(a) for a in yaw])  # camera -> scene
         self.max_step = float(step.max())
         g = np.arange(n, dtype=np.float64)
         wobble = 0.6 * np.sin(2 * np.pi * g / rng.uniform(20, 50) + rng.uniform(0, 6.3)) + 0.4 * np.sin(
@@ -139,6 +159,27 @@ class Scene:
         t0 = np.eye(4)
         t0[:3, :3], t0[:3, 3] = self.cam_rot[0], self.cam_pos[0]
         self._scene_to_world = np.linalg.inv(t0)
+
+    def _shake(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pitch and roll (radians) of a camera shaken by ``camera_shake`` degrees (a car on an uneven road, a
+        hand-held camera): two sines each, periods 12-30 and 4-9 frames, roll half the amplitude of pitch.
+
+        Drawn from their own generator, so a world without shake is the same world bit for bit as before the
+        option existed, and the same seed with shake differs only by these rotations. Rotation about x is what
+        makes a focal length fy observable from the flow (yaw does it for fx; translation alone does neither).
+        """
+        if not self.camera_shake:
+            return np.zeros(n), np.zeros(n)
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x5EED, 0x5A4E]))
+        f = np.arange(n, dtype=np.float64)
+
+        def wave() -> np.ndarray:
+            slow, fast = rng.uniform(12.0, 30.0), rng.uniform(4.0, 9.0)
+            return 0.6 * np.sin(2 * np.pi * f / slow + rng.uniform(0, 2 * np.pi)) + 0.4 * np.sin(
+                2 * np.pi * f / fast + rng.uniform(0, 2 * np.pi))
+
+        amp = np.deg2rad(self.camera_shake)
+        return amp * wave(), 0.5 * amp * wave()
 
     def _make_boxes(self, rng: np.random.Generator, moving_objects: int) -> None:
         z_last = float(self.cam_pos[-1, 2])
@@ -230,11 +271,15 @@ class Scene:
     def pose(self, frame: int, side: str = "l") -> np.ndarray:
         """4x4 camera-to-world pose (world = first left camera; x right, y down, z forward).
 
-        Computed from the relative yaw so that ``pose(0, 'l')`` is exactly the identity.
+        Computed from the relative yaw (relative rotation with ``camera_shake``) so that ``pose(0, 'l')`` is
+        exactly the identity.
         """
         c2s = self.camera_to_scene(frame, side)
         t = np.eye(4)
-        t[:3, :3] = rot_y(self.cam_yaw[frame] - self.cam_yaw[0])
+        if self.camera_shake:
+            t[:3, :3] = np.eye(3) if frame == 0 else self.cam_rot[0].T @ self.cam_rot[frame]
+        else:
+            t[:3, :3] = rot_y(self.cam_yaw[frame] - self.cam_yaw[0])
         t[:3, 3] = self.cam_rot[0].T @ (c2s[:3, 3] - self.cam_pos[0])
         return t + 0.0  # no negative zeros
 

@@ -134,6 +134,7 @@ def generate_dataset(
     val_fraction: float = 0.1,
     verbose: bool = False,
     overwrite: bool = False,
+    camera_shake: float = 0.0,
 ) -> dict[str, object]:
     """Render ``num_drives`` drives and write them in the KITTI raw layout (see module docstring).
 
@@ -161,7 +162,8 @@ def generate_dataset(
     _check_out_dir(final_root, overwrite, _dataset_entries(date))
     with atomic_dir(final_root) as build:
         info = _write_dataset(os.fspath(build), num_drives, frames_per_drive, width, height, seed, ext,
-                              moving_objects, brightness_change, speed, date, velodyne, val_fraction, verbose)
+                              moving_objects, brightness_change, speed, date, velodyne, val_fraction, verbose,
+                              camera_shake)
 
     def rebase(path: str) -> str:  # the paths inside the build folder, as they are now under out_dir
         return os.path.join(final_root, os.path.relpath(path, info["root"]))
@@ -203,7 +205,8 @@ def _check_out_dir(root: str, overwrite: bool, generated: re.Pattern) -> None:
 
 
 def _write_dataset(root, num_drives, frames_per_drive, width, height, seed, ext, moving_objects,
-                   brightness_change, speed, date, velodyne, val_fraction, verbose) -> dict[str, object]:
+                   brightness_change, speed, date, velodyne, val_fraction, verbose,
+                   camera_shake=0.0) -> dict[str, object]:
     calib_dir = layout.calib_dir(root, date)
     calib = write_calibration(calib_dir, width, height)
     drives, drive_dirs = [], []
@@ -222,6 +225,7 @@ def _write_dataset(root, num_drives, frames_per_drive, width, height, seed, ext,
             moving_objects=moving_objects,
             speed=speed,
             brightness_change=brightness_change,
+            camera_shake=camera_shake,
         )
         with open(os.path.join(ddir, "poses.txt"), "w") as f:
             f.writelines(" ".join(f"{v:.12e}" for v in pose[:3, :4].reshape(-1)) + "\n" for pose in world.poses)
@@ -246,7 +250,8 @@ def _write_dataset(root, num_drives, frames_per_drive, width, height, seed, ext,
         json.dump(
             {"width": width, "height": height, "K": kitti_intrinsics(width, height).tolist(), "seed": seed,
              "num_drives": num_drives, "frames_per_drive": frames_per_drive, "ext": ext,
-             "moving_objects": moving_objects, "baseline": STEREO_BASELINE, "drives": drives},
+             "moving_objects": moving_objects, "baseline": STEREO_BASELINE, "drives": drives,
+             "camera_shake": camera_shake},
             f, indent=1, sort_keys=True,
         )
     return {
@@ -302,6 +307,7 @@ def generate_video(
     moving_objects: int = 2,
     brightness_change: float = 0.02,
     overwrite: bool = False,
+    camera_shake: float = 0.0,
 ) -> list[str]:
     """Write "uncalibrated video": ``<out_dir>/seq_XXX/%06d.jpg`` (no calibration, no GT).
 
@@ -315,17 +321,17 @@ def generate_video(
     _check_out_dir(final_root, overwrite, _VIDEO_ENTRIES)
     with atomic_dir(final_root) as build:
         paths = _write_video(os.fspath(build), num_sequences, frames, width, height, seed, mp4, fps,
-                             moving_objects, brightness_change)
+                             moving_objects, brightness_change, camera_shake)
     return [os.path.join(final_root, os.path.relpath(p, build)) for p in paths]
 
 
 def _write_video(root, num_sequences, frames, width, height, seed, mp4, fps, moving_objects,
-                 brightness_change) -> list[str]:
+                 brightness_change, camera_shake=0.0) -> list[str]:
     folders, videos = [], []
     for si in range(num_sequences):
         world = World(
             seed=sequence_seed(seed, si), num_frames=frames, width=width, height=height,
-            moving_objects=moving_objects, brightness_change=brightness_change,
+            moving_objects=moving_objects, brightness_change=brightness_change, camera_shake=camera_shake,
         )
         name = f"seq_{si:03d}"
         folder = os.path.join(root, name)
