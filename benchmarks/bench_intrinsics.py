@@ -30,16 +30,25 @@ TRUE_K = (0.58, 1.92, 0.5, 0.5)
 CACHE = common.ROOT / "benchmarks" / "measured" / "intrinsics.json"
 SECTION = "Learned intrinsics on the synthetic world (issue 14, part 1)"
 SHAKE_SECTION = "Learned intrinsics on the synthetic world with a pitching and rolling camera (issue 14, part 1)"
+SQUARE_SECTION = "Learned intrinsics with square pixels (--square_pixels) on a square-pixel world (issue 14, part 1)"
+SQUARE_K = (0.58, 0.58 * 160 / 64, 0.5, 0.5)  # generate_synthetic.py --square_pixels at 160x64: fy = fx in pixels
 REAL_SECTION = "Learned intrinsics on real video (issue 14, part 1)"
 
 
-def run(world, log_dir, seed, steps, every, learn, init):
+def run(world, log_dir, seed, steps, every, mode, init, true_k=None):
+    """mode: "true" (the world's K: the dataset's, or ``true_k`` via --intrinsics), "learn" (--learn_intrinsics
+    from ``init``) or "square" (the same with --square_pixels)."""
     data, split = world
     torch.manual_seed(seed)
+    learn = mode != "true"
     extra = ["--learn_intrinsics", "--intrinsics", *map(str, init)] if learn else []
+    if mode == "square":
+        extra.append("--square_pixels")
+    if mode == "true" and true_k is not None:
+        extra = ["--intrinsics", *map(str, true_k)]
     trainer = make_trainer(["--data_path", data, "--png", "--split", split, "--height", 64, "--width", 160,
                             "--batch_size", 4, "--num_workers", 0, "--weights_init", "scratch", "--no_progress",
-                            "--log_dir", log_dir, "--model_name", f"{'learn' if learn else 'true'}_{seed}",
+                            "--log_dir", log_dir, "--model_name", f"{mode}_{seed}",
                             "--seed", seed, "--learning_rate", "2e-4", "--no_cuda", "--automask_warmup", 75, *extra])
     curve, done = [], 0
     while done < steps:
@@ -56,7 +65,7 @@ def run(world, log_dir, seed, steps, every, learn, init):
         left = next(v for k, v in res.items() if k.endswith(" l") or k == ".")
         out["test_k"] = [left[n]["mean"] for n in ("fx", "fy", "cx", "cy")]
         out["test_sd"] = [left[n]["sd"] for n in ("fx", "fy", "cx", "cy")]
-    print(seed, "learn" if learn else "true", out, flush=True)
+    print(seed, mode, out, flush=True)
     return out
 
 
@@ -94,6 +103,15 @@ def err(v, t):
     return 100.0 * (v - t) / t
 
 
+MODE_NAMES = {"learn": "--learn_intrinsics", "square": "--learn_intrinsics --square_pixels"}
+
+
+def mean_sd(values) -> str:
+    import statistics
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):+.1f} ± {sd:.1f}"
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=250)
@@ -104,6 +122,9 @@ def main():
     p.add_argument("--world", default=None, help="folder of the synthetic world (default: a temporary one)")
     p.add_argument("--camera_shake", type=float, default=0.0,
                    help="the world's camera pitches by this many degrees (roll: half), as generate_synthetic.py's")
+    p.add_argument("--square_pixels", action="store_true",
+                   help="a world with square pixels (fy/H 1.45 at 160x64); three runs per seed: true K, "
+                        "--learn_intrinsics (free fy) and --learn_intrinsics --square_pixels")
     p.add_argument("--no_report", action="store_true", help="run and cache only (several processes), no table")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -111,44 +132,64 @@ def main():
         with tempfile.TemporaryDirectory() as logs:
             return real(args.real, args.steps, args.every, logs)
     root = Path(args.world or tempfile.mkdtemp(prefix="intr_world_"))
-    world = prepare_synthetic(root, 160, 64, drives=5, frames=30, seed=0, camera_shake=args.camera_shake)
+    world = prepare_synthetic(root, 160, 64, drives=5, frames=30, seed=0, camera_shake=args.camera_shake,
+                              square_pixels=args.square_pixels)
+    truth = SQUARE_K if args.square_pixels else TRUE_K
     tag = f"steps{args.steps}_init{'_'.join(map(str, args.init))}"
     if args.camera_shake:
         tag += f"_shake{args.camera_shake}"
+    if args.square_pixels:
+        tag += "_square"
+    modes = ("square", "learn", "true") if args.square_pixels else ("learn", "true")
     with tempfile.TemporaryDirectory() as logs:
         for seed in args.seeds:
-            for learn in (True, False):
-                key = f"{tag}/seed{seed}/{'learn' if learn else 'true'}"
+            for mode in modes:
+                key = f"{tag}/seed{seed}/{mode}"
                 if key not in common.read_json(CACHE):
-                    common.update_json(CACHE, key, run(world, logs, seed, args.steps, args.every, learn, args.init))
+                    common.update_json(CACHE, key, run(world, logs, seed, args.steps, args.every, mode, args.init,
+                                                       truth if args.square_pixels else None))
     if args.no_report:
         return
     cache = common.read_json(CACHE)
-    rows = []
-    for seed in args.seeds:
-        t, l = cache[f"{tag}/seed{seed}/true"], cache[f"{tag}/seed{seed}/learn"]
-        fx, fy = l["curve"][-1][1], l["curve"][-1][2]
-        rows.append([seed, f"{err(args.init[0], TRUE_K[0]):+.1f} / {err(args.init[1], TRUE_K[1]):+.1f}",
-                     " ".join(f"{err(c[1], TRUE_K[0]):+.0f}/{err(c[2], TRUE_K[1]):+.0f}" for c in l["curve"]),
-                     f"{fx:.3f} / {fy:.3f} ({err(fx, TRUE_K[0]):+.1f} / {err(fy, TRUE_K[1]):+.1f})",
-                     f"{l['test_k'][0]:.3f}±{l['test_sd'][0]:.3f} / {l['test_k'][1]:.3f}±{l['test_sd'][1]:.3f}",
-                     t["abs_rel"], l["abs_rel"], 100.0 * (l["abs_rel"] - t["abs_rel"]) / t["abs_rel"]])
+    rows, summary = [], {m: [] for m in modes if m != "true"}
+    for mode in summary:
+        for seed in args.seeds:
+            t, l = cache[f"{tag}/seed{seed}/true"], cache[f"{tag}/seed{seed}/{mode}"]
+            fx, fy = l["curve"][-1][1], l["curve"][-1][2]
+            init_fy = args.init[0] * truth[1] / truth[0] if mode == "square" else args.init[1]
+            change = 100.0 * (l["abs_rel"] - t["abs_rel"]) / t["abs_rel"]
+            summary[mode].append((err(fx, truth[0]), err(fy, truth[1]), change))
+            rows.append([seed, MODE_NAMES[mode], f"{err(args.init[0], truth[0]):+.1f} / {err(init_fy, truth[1]):+.1f}",
+                         " ".join(f"{err(c[1], truth[0]):+.0f}/{err(c[2], truth[1]):+.0f}" for c in l["curve"]),
+                         f"{fx:.3f} / {fy:.3f} ({err(fx, truth[0]):+.1f} / {err(fy, truth[1]):+.1f})",
+                         f"{l['test_k'][0]:.3f}±{l['test_sd'][0]:.3f} / {l['test_k'][1]:.3f}±{l['test_sd'][1]:.3f}",
+                         t["abs_rel"], l["abs_rel"], change])
+    means = "\n".join(
+        f"- {MODE_NAMES[m]}: fx error {mean_sd([v[0] for v in s])} %, fy error {mean_sd([v[1] for v in s])} %, "
+        f"abs_rel change against true K {mean_sd([v[2] for v in s])} % (mean ± sd over seeds {args.seeds})"
+        for m, s in summary.items())
     world_text = (f"The world's camera pitches by up to ±{args.camera_shake}° per sine (two sines; roll half of it), "
                   "besides yawing with the road: generate_synthetic.py --camera_shake. "
                   if args.camera_shake else "")
-    body = (world_text + f"Truth fx/W {TRUE_K[0]}, fy/H {TRUE_K[1]}; initial guess {args.init}. M, 160x64, batch 4, "
-            f"{args.steps} steps, ResNet-18 from scratch. Focal error (%) fx/fy of the running mean of the training "
-            f"predictions every {args.every} steps; held-out drive: mean ± sd over its 29 pairs.\n\n"
-            + common.table(["seed", "initial error fx/fy %", "error during training fx/fy %",
+    if args.square_pixels:
+        world_text += (f"The world is rendered with square pixels (generate_synthetic.py --square_pixels: fy = fx "
+                       f"in pixels, so fy/H = {truth[1]:.2f} at 160x64); the true-K run gets --intrinsics "
+                       f"{' '.join(f'{v:g}' for v in truth)}. With --square_pixels the initial fy is fx's x W/H. ")
+    body = (world_text + f"Truth fx/W {truth[0]}, fy/H {truth[1]:.2f}; initial guess {args.init}. M, 160x64, "
+            f"batch 4, {args.steps} steps, ResNet-18 from scratch. Focal error (%) fx/fy of the running mean of the "
+            f"training predictions every {args.every} steps; held-out drive: mean ± sd over its 29 pairs.\n\n"
+            + common.table(["seed", "mode", "initial error fx/fy %", "error during training fx/fy %",
                             "learned fx/W / fy/H (error %)", "held-out fx/W / fy/H", "abs_rel true K",
                             "abs_rel learned K", "abs_rel change %"], rows)
+            + "\n\n" + means
             + "\n\nTargets (issue 14): fx and fy within 10 % of the truth, abs_rel within 10 % of the true-K run. "
             "Only the camera's rotation makes a focal length observable (with pure translation any focal length "
             "explains the flow exactly, the pose network scaling its translation to match); this world's camera "
             "yaws slightly as it weaves in its lane (fx is pulled towards the truth) and hardly pitches (fy is "
             "not). Next to try: longer runs, a world with pitch and roll, a shared (not per-pair) focal bias with "
             "its own learning rate.")
-    common.write_section(SHAKE_SECTION if args.camera_shake else SECTION, body, common.command_line())
+    section = SQUARE_SECTION if args.square_pixels else SHAKE_SECTION if args.camera_shake else SECTION
+    common.write_section(section, body, common.command_line())
     print(body)
 
 

@@ -123,7 +123,7 @@ def prepare_batch(batch: dict, device: torch.device, num_scales: int = 4, augmen
             K = scale_intrinsics(K_norm, h // 2 ** s, w // 2 ** s)
             inputs[("K", s)] = K
             inputs[("inv_K", s)] = torch.linalg.inv_ex(K)[0]  # no error check: no host sync
-    for key in ("stereo_T", "depth_gt", "pseudo_disp", "flip", "index"):
+    for key in ("stereo_T", "depth_gt", "pseudo_disp", "source_aspect", "flip", "index"):
         if key in batch:
             inputs[key] = batch[key].to(device, non_blocking=True)
     return inputs

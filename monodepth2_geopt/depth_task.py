@@ -65,6 +65,8 @@ def validate_options(opt) -> None:
     if opt.dataset == "video" and not learn and opt.intrinsics is None:
         raise InputError("--dataset video frames have no calibration: pass --learn_intrinsics (learn them) or "
                          "--intrinsics FX FY CX CY (normalised, if you know them)")
+    if getattr(opt, "square_pixels", False) and not learn:
+        raise InputError("--square_pixels ties the learned fy to the learned fx: it needs --learn_intrinsics")
     if learn and opt.pose_model_type != "separate_resnet":
         raise InputError("--learn_intrinsics needs --pose_model_type separate_resnet (the intrinsics head reads the "
                          "pose encoder's features of each pair)")
@@ -126,6 +128,7 @@ class DepthTask:
         self.use_pose_net = not (opt.use_stereo and opt.frame_ids == [0])
         self.pose_model = POSE_MODELS[opt.pose_model_type]
         self.learn_intrinsics = bool(getattr(opt, "learn_intrinsics", False))
+        self.square_pixels = self.learn_intrinsics and bool(getattr(opt, "square_pixels", False))
         self.loss_cfg = MinReprojectionConfig(avg_reprojection=opt.avg_reprojection,
                                               automask=not opt.disable_automasking, no_ssim=opt.no_ssim)
         self.warmup_loss_cfg = dataclasses.replace(self.loss_cfg, automask=False)
@@ -154,6 +157,9 @@ class DepthTask:
         else:
             with problems.check():
                 data = self.build_split_data()
+                for dataset in (data.train_dataset, data.val_dataset):
+                    if dataset is not None:  # items carry "source_aspect" (fy = fx x it, --square_pixels)
+                        dataset.return_source_aspect = self.square_pixels
         if opt.weights_init == "pretrained":  # last: it may download
             with problems.check():
                 ensure_imagenet_weights(opt.num_layers)
@@ -307,7 +313,10 @@ class DepthTask:
 
     def encoder_meta(self) -> dict:
         """The metadata Monodepth2 stores in encoder.pth."""
-        return {"height": self.opt.height, "width": self.opt.width, "use_stereo": self.opt.use_stereo}
+        meta = {"height": self.opt.height, "width": self.opt.width, "use_stereo": self.opt.use_stereo}
+        if self.square_pixels:  # evaluate_intrinsics.py ties fy to fx as training did
+            meta["square_pixels"] = True
+        return meta
 
     # ------------------------------------------------------------------ forward and objective
     def forward(self, nets: dict[str, nn.Module], inputs: dict, step: int) -> tuple[dict, dict]:
@@ -339,6 +348,7 @@ class DepthTask:
         """Relative camera poses target<->source; pairs are always fed in temporal order."""
         outputs = {}
         sources = [f for f in self.frame_ids[1:] if f != "s"]
+        aspect = inputs["source_aspect"] if self.square_pixels else None  # --square_pixels: fy from fx
         if self.pose_model.shares_encoder:
             feats = features
         else:
@@ -348,7 +358,7 @@ class DepthTask:
                 pair = [feats[f_i], feats[0]] if f_i < 0 else [feats[0], feats[f_i]]
                 pose_inputs = self.pose_model.inputs(nets, pair)
                 if self.learn_intrinsics:  # per pair: the warp of this pair uses its own K
-                    outputs[("intrinsics", f_i)] = nets["intrinsics"](pose_inputs[0][-1])
+                    outputs[("intrinsics", f_i)] = nets["intrinsics"](pose_inputs[0][-1], aspect)
                 axisangle, translation = nets["pose"](pose_inputs)
                 outputs[("axisangle", 0, f_i)] = axisangle
                 outputs[("translation", 0, f_i)] = translation
@@ -357,7 +367,7 @@ class DepthTask:
         else:
             pose_inputs = self.pose_model.inputs(nets, [feats[f] for f in [0] + sources])
             if self.learn_intrinsics:  # one K for the whole snippet, shared by its sources
-                k = nets["intrinsics"](pose_inputs[0][-1])
+                k = nets["intrinsics"](pose_inputs[0][-1], aspect)
                 outputs.update({("intrinsics", f_i): k for f_i in sources})
             axisangle, translation = nets["pose"](pose_inputs)
             for i, f_i in enumerate(sources):

@@ -58,7 +58,8 @@ def check_intrinsics(k) -> tuple[float, float, float, float]:
 
 # ---------------------------------------------------------------------------------------------- inference
 def load_predictor(weights_folder, device="cpu"):
-    """(pose_encoder, intrinsics head, (height, width)) of a --learn_intrinsics weights folder, in eval mode."""
+    """(pose_encoder, intrinsics head, (height, width), square_pixels) of a --learn_intrinsics weights folder, in eval
+    mode; ``square_pixels``: trained with --square_pixels (fy follows fx: pass the head the source aspect)."""
     from pathlib import Path
 
     from monodepth2_geopt import checkpoint, networks
@@ -77,7 +78,8 @@ def load_predictor(weights_folder, device="cpu"):
     checkpoint.load_into(encoder, folder / "pose_encoder.pth", "pose encoder")
     head = networks.IntrinsicsHead(head_state["conv.weight"].shape[1])
     checkpoint.load_into(head, folder / "intrinsics.pth", "intrinsics head")
-    return encoder.to(device).eval(), head.to(device).eval(), (int(meta["height"]), int(meta["width"]))
+    return (encoder.to(device).eval(), head.to(device).eval(), (int(meta["height"]), int(meta["width"])),
+            bool(meta.get("square_pixels", False)))
 
 
 @torch.no_grad()
@@ -90,8 +92,9 @@ def predict_sequences(weights_folder, data_path, filenames=None, stride: int = 1
     network input, "fy_px": ...}}; averaging per video is the mean over its pairs.
     """
     from monodepth2_geopt.datasets.video_dataset import UncalibratedVideoDataset
-    encoder, head, (h, w) = load_predictor(weights_folder, device)
+    encoder, head, (h, w), square = load_predictor(weights_folder, device)
     ds = UncalibratedVideoDataset(data_path, filenames, h, w, frame_idxs=(0, 1), stride=stride, is_train=False)
+    ds.return_crop_box = True
     by_seq: dict[str, list[int]] = {}
     for i, line in enumerate(ds.filenames):
         tokens = line.split()  # "<folder> <frame> [side]": a KITTI drive's two cameras are two sequences
@@ -105,7 +108,8 @@ def predict_sequences(weights_folder, data_path, filenames=None, stride: int = 1
         for start in range(0, len(indices), batch_size):
             items = [ds[i] for i in indices[start:start + batch_size]]
             pair = torch.cat([torch.stack([it[("color", f)] for it in items]) for f in (0, 1)], 1)
-            preds.append(head(encoder(pair.to(device).float() / 255.0)[-1]).cpu())
+            aspect = torch.tensor([it["crop_aspect"] for it in items], device=device) if square else None
+            preds.append(head(encoder(pair.to(device).float() / 255.0)[-1], aspect).cpu())
         k = torch.cat(preds)
         res = {"pairs": int(k.shape[0]), **summary(k)}
         res["fx_px"], res["fy_px"] = res["fx"]["mean"] * w, res["fy"]["mean"] * h

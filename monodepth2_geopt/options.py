@@ -115,6 +115,11 @@ class MonodepthOptions:
                             "predicts the normalised intrinsics of each frame pair, used for that pair's warp; the "
                             "dataset's K is ignored and --intrinsics (default KITTI's) is the initial guess. "
                             "Saved as intrinsics.pth; print them per sequence with evaluate_intrinsics.py")
+        g.add_argument("--square_pixels", action="store_true",
+                       help="with --learn_intrinsics: the camera's pixels are square (nearly every camera and video), "
+                            "so one focal length is learned and fy follows it (fy/H = fx/W x the width/height of the "
+                            "source image region the input shows). A free fy is observable only when the camera "
+                            "pitches or rolls; fx when it yaws")
         g.add_argument("--image_cache", type=str, default=None,
                        help="folder of pre-resized uint8 frames written by prepare_cache.py (workers then skip "
                             "JPEG decoding and resizing)")

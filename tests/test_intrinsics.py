@@ -63,6 +63,23 @@ def test_head_running_statistics_follow_training_predictions_only():
     assert int(head.num_updates) == 1 and torch.allclose(head.running_mean, k.mean(0))
 
 
+def test_square_pixels_tie_fy_to_fx_and_only_fx_learns():
+    """fy/H = fx/W x (source width / height): one focal length in source pixels. The raw fy output gets no gradient
+    (it is unused), fx gets fy's too; without an aspect the head is unchanged."""
+    head = IntrinsicsHead(8, (0.6, 1.9, 0.45, 0.55))
+    feats = torch.randn(3, 8, 2, 2)
+    aspect = torch.tensor([1242 / 375, 4 / 3, 2.5])
+    k = head(feats, aspect)
+    assert torch.allclose(k[:, 1], 0.6 * aspect, atol=1e-6)  # 0.6 x 3.312 = 1.987: KITTI's fy/H of fx/W 0.6
+    assert torch.allclose(k[:, [0, 2, 3]], torch.tensor([[0.6, 0.45, 0.55]] * 3), atol=1e-6)
+    assert torch.allclose(head(feats), torch.tensor([[0.6, 1.9, 0.45, 0.55]] * 3), atol=1e-6)
+    k[:, 1].sum().backward()  # a loss on fy alone
+    assert head.bias.grad[0] > 0 and head.bias.grad[1] == 0 and head.bias.grad[2:].abs().sum() == 0
+    # pixels in a 1242 x 375 frame resized to 640 x 192: fx and fy, in pixels of the file, are equal
+    fx_px, fy_px = k[0, 0].item() * 1242, k[0, 1].item() * 375
+    assert abs(fx_px - fy_px) < 1e-3 * fx_px
+
+
 def test_per_scale_matrices_match_prepare_batch_and_invert_exactly():
     k = torch.tensor([[0.58, 1.92, 0.5, 0.5], [0.9, 1.2, 0.3, 0.7]])
     h, w = 64, 160
@@ -104,6 +121,39 @@ def test_gradient_reaches_the_focal_length_and_kitti_calibration_is_ignored(kitt
     head = trainer.models["intrinsics"]
     assert head.bias.grad is not None and (head.bias.grad[:2].abs() > 0).all()  # fx and fy
     assert head.conv.weight.grad.abs().sum() > 0
+
+
+def test_square_pixels_run_ties_fy_to_the_frames_aspect(kitti_tiny, tmp_path):
+    """--square_pixels on KITTI-layout frames: every item carries its file's width / height (the whole frame is
+    resized to the input), the warp's fy follows fx by it, and the weights folder records the option."""
+    from PIL import Image
+    trainer = tiny_trainer(tmp_path, kitti_tiny.root, kitti_tiny.split, "--png", "--learn_intrinsics",
+                           "--square_pixels", "--intrinsics", 0.7, 1.6, 0.5, 0.5)
+    dataset = trainer.train_loader.dataset
+    item = dataset[0]
+    folder, frame, side = dataset.filenames[0].split()
+    with Image.open(dataset.get_image_path(folder, int(frame), side)) as img:
+        w, h = img.size
+    assert item["source_aspect"].item() == pytest.approx(w / h, rel=1e-6)
+    inputs = prepare_batch(next(iter(trainer.train_loader)), trainer.device, 4)
+    outputs, _ = trainer.task.forward(trainer.nets, inputs, 0)
+    k = outputs[("intrinsics", -1)]
+    assert torch.allclose(k[:, 1], 0.7 * torch.full((2,), w / h), atol=1e-5)
+    from monodepth2_geopt import checkpoint
+    _, meta = checkpoint.load_state_file(trainer.save_model("check") / "encoder.pth")
+    assert meta["square_pixels"] is True
+    plain = tiny_trainer(tmp_path / "plain", kitti_tiny.root, kitti_tiny.split, "--png", "--learn_intrinsics")
+    assert "source_aspect" not in plain.train_loader.dataset[0]  # the items are unchanged without the option
+
+
+def test_video_items_carry_the_crop_aspect(tmp_path):
+    """Frame folders are cropped to the input's aspect ratio before resizing: the source region is W:H."""
+    from monodepth2_geopt.datasets.video_depth_dataset import VideoDepthDataset
+    frames = write_frame_folders(tmp_path / "frames", h=90, w=120)  # 4:3 frames, 96x64 input (3:2)
+    ds = VideoDepthDataset(frames, ["clipA 2"], 64, 96, [0, -1, 1], is_train=True, intrinsics=(0.6, 0.9, 0.5, 0.5))
+    assert "source_aspect" not in ds[0]
+    ds.return_source_aspect = True
+    assert ds[0]["source_aspect"].item() == pytest.approx(96 / 64, rel=0.02)  # a 120 x 80 crop, to whole pixels
 
 
 def write_frame_folders(root: Path, videos=("clipA", "clipB"), n=8, h=48, w=120):
@@ -149,6 +199,7 @@ def test_video_folders_train_without_calibration_and_print_per_sequence(tmp_path
     (["--dataset", "video"], "no calibration"),
     (["--learn_intrinsics", "--pose_model_type", "posecnn"], "separate_resnet"),
     (["--learn_intrinsics", "--intrinsics", 0.5, 1.0, 1.2, 0.5], "inside (0, 1)"),
+    (["--square_pixels"], "needs --learn_intrinsics"),
 ])
 def test_bad_flag_combinations_are_refused_in_one_line(flags, words):
     with pytest.raises(InputError) as err:

@@ -453,3 +453,20 @@ def test_camera_shake_pitches_and_rolls_and_the_ground_truth_follows():
         control.append(np.linalg.norm(np.stack([u0 - u, v0 - v], -1), axis=-1)[valid].mean())
     assert np.median(np.concatenate(errors)) < 3.0
     assert np.mean(control) > 0.5, control
+
+
+@pytest.mark.parametrize("square", [False, True])
+def test_square_pixels_world_renders_with_fy_equal_to_fx(square, tmp_path):
+    """--square_pixels: K has fy = fx in pixels (fx/W stays KITTI's 0.58), the calibration files say so, and the
+    road's depth is the pinhole's h fy / (v - cy) with that fy (pixel centres at integer coordinates); without it,
+    KITTI's normalised fy/H = 1.92."""
+    info = syn.generate_dataset(tmp_path / "w", num_drives=1, frames_per_drive=3, width=96, height=32, seed=5,
+                                velodyne=False, square_pixels=square)
+    K = info["K"]
+    assert K[0, 0] == pytest.approx(0.58 * 96)
+    assert K[1, 1] == pytest.approx(0.58 * 96 if square else 1.92 * 32)
+    p_rect = read_calib(info["calib"]["cam_to_cam"])["P_rect_02"].reshape(3, 4)
+    assert p_rect[1, 1] == pytest.approx(K[1, 1])
+    _, depth = load_frame(info["drive_dirs"][0], 0)
+    for row in (31, 28):  # the road in front of the camera (1.65 m below it)
+        assert depth[row, 48] == pytest.approx(syn.CAMERA_HEIGHT * K[1, 1] / (row - K[1, 2]), rel=2e-3)

@@ -29,6 +29,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--camera_shake", type=float, default=0.0,
                    help="pitch amplitude in degrees (roll: half of it) of a shaking camera; 0 = it only yaws with "
                         "the road. Focal lengths are observable from rotation only: fy needs pitch")
+    p.add_argument("--square_pixels", action="store_true",
+                   help="render with square pixels (fy = fx in pixels, fx/W = 0.58) instead of KITTI's normalised K, "
+                        "whose pixels are square only near KITTI's 3.3:1 aspect; train with --intrinsics 0.58 "
+                        "<0.58 x W/H> 0.5 0.5")
     p.add_argument("--no_velodyne", action="store_true", help="skip velodyne_points")
     p.add_argument("--video", action="store_true", help="write uncalibrated video frames instead")
     p.add_argument("--num_sequences", type=int, default=1, help="--video: number of sequences")
@@ -53,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         info = generate_dataset(args.out_dir, args.num_drives, args.frames_per_drive, args.width, args.height,
                                 args.seed, args.ext, args.moving_objects, args.brightness_change,
                                 velodyne=not args.no_velodyne, verbose=True, overwrite=args.overwrite,
-                                camera_shake=args.camera_shake)
+                                camera_shake=args.camera_shake, square_pixels=args.square_pixels)
         print("splits:", ", ".join(f"{k}={v}" for k, v in info["splits"].items()))
     print(f"done in {time.perf_counter() - start:.1f} s")
 

@@ -61,6 +61,8 @@ class MonoDataset(Dataset):
         self.resample = Image.Resampling.LANCZOS
         self.loader = pil_loader
         self.pseudo_labels = None  # a pseudo_labels.PseudoLabelStore (--pseudo_label_path)
+        self.return_source_aspect = False  # add "source_aspect" to each item (--square_pixels)
+        self._source_aspects: dict = {}
         self.image_cache = None
         if image_cache:
             from monodepth2_geopt.image_cache import ImageCache
@@ -175,6 +177,23 @@ class MonoDataset(Dataset):
         if self.load_depth:
             depth = self.get_depth(folder, frame_index, side, False)
             inputs["depth_gt"] = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[None]
+        if self.return_source_aspect:
+            inputs["source_aspect"] = torch.tensor(self.source_aspect(folder, frame_index, side), dtype=torch.float32)
         inputs["flip"] = torch.tensor(do_flip)
         inputs["index"] = torch.tensor(index)
         return inputs
+
+    def source_aspect(self, folder, frame_index, side) -> float:
+        """Width / height, in pixels of the file, of the image region the input shows: the whole frame, resized
+        to the input size (so fy/H = fx/W x this for a camera with square pixels). Read from the file's header once
+        per folder and camera (one camera's frames share a size)."""
+        key = (folder, side)
+        if key not in self._source_aspects:
+            path = self.get_image_path(folder, frame_index, side)
+            try:
+                with Image.open(path) as img:
+                    w, h = img.size
+            except (OSError, ValueError) as err:
+                raise InputError(f"cannot read image {path} ({err})") from None
+            self._source_aspects[key] = w / h
+        return self._source_aspects[key]

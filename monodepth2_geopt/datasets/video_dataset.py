@@ -412,6 +412,7 @@ class UncalibratedVideoDataset(Dataset):
         inputs["index"] = index
         if self.return_crop_box:  # normalised (x0, y0, x1, y1): depth training crops pseudo-labels the same way
             inputs["crop_box"] = (box[0] / size[0], box[1] / size[1], box[2] / size[0], box[3] / size[1])
+            inputs["crop_aspect"] = (box[2] - box[0]) / (box[3] - box[1])  # width / height in source pixels
         return inputs
 
     def _load(self, img: Image.Image, path: Path, box, flip: bool) -> torch.Tensor:

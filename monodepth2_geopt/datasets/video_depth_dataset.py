@@ -28,6 +28,7 @@ class VideoDepthDataset(Dataset):
         fx, fy, cx, cy = intrinsics
         self.K = np.array([[fx, 0, cx, 0], [0, fy, cy, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float32)
         self.pseudo_labels = None  # a pseudo_labels.PseudoLabelStore: adds "pseudo_disp" (--pseudo_label_path)
+        self.return_source_aspect = False  # add "source_aspect": the crop's width / height in pixels (--square_pixels)
 
     def __len__(self):
         return len(self.frames)
@@ -52,6 +53,9 @@ class VideoDepthDataset(Dataset):
     def __getitem__(self, index):
         item = self.frames[index]
         box = item.pop("crop_box")
+        aspect = item.pop("crop_aspect")
+        if self.return_source_aspect:
+            item["source_aspect"] = torch.tensor(aspect, dtype=torch.float32)
         if self.pseudo_labels is not None:
             item["pseudo_disp"] = self.pseudo_labels.load(self.data_path, self.target_image(index),
                                                           self.frames.width, self.frames.height, box,

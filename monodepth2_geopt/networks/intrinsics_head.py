@@ -63,9 +63,14 @@ class IntrinsicsHead(nn.Module):
         self.register_buffer("running_var", torch.zeros(4))
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.int64))
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, source_aspect: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, 4] normalised intrinsics. ``source_aspect`` [B] (``--square_pixels``): the width / height, in pixels
+        of the source image, of the region the input shows; then fy/H = fx/W x it (one focal length in source
+        pixels) and the raw fy output is unused."""
         raw = self.conv(FEATURE_SCALE * features).float().mean(dim=(2, 3)) + GAIN * self.bias + self.raw_init
         k = torch.cat([EPS + F.softplus(raw[:, :2]), EPS + (1 - 2 * EPS) * torch.sigmoid(raw[:, 2:])], 1)
+        if source_aspect is not None:
+            k = torch.cat([k[:, :1], k[:, :1] * source_aspect.to(k).reshape(-1, 1), k[:, 2:]], 1)
         if self.training:
             self.update_stats(k.detach())
         return k

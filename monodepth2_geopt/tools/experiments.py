@@ -83,7 +83,7 @@ def evaluate_weights(weights: str | os.PathLike, data_path: str | os.PathLike, s
 
 
 def prepare_synthetic(root: str | os.PathLike, width: int, height: int, drives: int, frames: int,
-                      seed: int = 0, camera_shake: float = 0.0) -> tuple[Path, Path]:
+                      seed: int = 0, camera_shake: float = 0.0, square_pixels: bool = False) -> tuple[Path, Path]:
     """Generate (once) a synthetic world and its test ground truth; returns (data_path, split_dir)."""
     from monodepth2_geopt.gt_depth import export_gt_depths
     from monodepth2_geopt.tools.synthetic import generate_dataset
@@ -91,6 +91,6 @@ def prepare_synthetic(root: str | os.PathLike, width: int, height: int, drives: 
     split_dir = root / "splits"
     if not (split_dir / "gt_depths.npz").exists():
         generate_dataset(root, num_drives=drives, frames_per_drive=frames, width=width, height=height, seed=seed,
-                         camera_shake=camera_shake)
+                         camera_shake=camera_shake, square_pixels=square_pixels)
         export_gt_depths(root, split_dir, "depth_png")
     return root, split_dir

@@ -31,11 +31,15 @@ SKY, GROUND = 0, 1
 KIND_BUILDING, KIND_CAR = 0, 1
 
 
-def kitti_intrinsics(width: int, height: int) -> np.ndarray:
-    """3x3 pinhole K (pixels) of Monodepth2's normalised KITTI intrinsics at ``width x height``."""
-    return np.array(
-        [[KITTI_FX * width, 0.0, 0.5 * width], [0.0, KITTI_FY * height, 0.5 * height], [0.0, 0.0, 1.0]]
-    )
+def kitti_intrinsics(width: int, height: int, square_pixels: bool = False) -> np.ndarray:
+    """3x3 pinhole K (pixels) of Monodepth2's normalised KITTI intrinsics at ``width x height``.
+
+    KITTI's normalised fy/H = 1.92 gives square pixels only at KITTI's aspect ratio (about 3.3:1); at other sizes
+    the pixels are stretched. ``square_pixels``: fy = fx in pixels (fx/W = 0.58 kept), as a real camera's.
+    """
+    fx = KITTI_FX * width
+    fy = fx if square_pixels else KITTI_FY * height
+    return np.array([[fx, 0.0, 0.5 * width], [0.0, fy, 0.5 * height], [0.0, 0.0, 1.0]])
 
 
 def apply_matrix(v: np.ndarray, m: np.ndarray) -> np.ndarray:

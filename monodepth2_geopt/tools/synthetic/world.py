@@ -49,7 +49,7 @@ class World:
         brightness_change: amplitude of the smooth per-frame global gain (0 = none); the gain
             is the same for the left and right images of a frame.
         baseline: stereo baseline in metres (right camera at +baseline along camera x).
-        K: optional 3x3 intrinsics; default :func:`kitti_intrinsics`.
+        K: optional 3x3 intrinsics; default :func:`kitti_intrinsics` (``square_pixels``: fy = fx in pixels).
         camera_shake: amplitude in degrees of the camera's pitch (roll: half of it), two sines of periods
             12-30 and 4-9 frames; 0 (default) = a camera that only yaws with the road, as before the option.
 
@@ -69,12 +69,13 @@ class World:
         baseline: float = STEREO_BASELINE,
         K: np.ndarray | None = None,
         camera_shake: float = 0.0,
+        square_pixels: bool = False,
     ) -> None:
         if num_frames < 1 or width < 2 or height < 2:
             raise ValueError("need num_frames >= 1 and an image of at least 2x2 pixels")
         self.width = int(width)
         self.height = int(height)
-        self.K = kitti_intrinsics(width, height) if K is None else np.asarray(K, dtype=np.float64)
+        self.K = kitti_intrinsics(width, height, square_pixels) if K is None else np.asarray(K, dtype=np.float64)
         self.scene = Scene(seed, num_frames, moving_objects, speed, brightness_change, baseline, camera_shake)
         self.seed = self.scene.seed
         self.num_frames = self.scene.num_frames

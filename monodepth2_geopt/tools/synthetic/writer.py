@@ -32,7 +32,7 @@ def _fmt(values: Sequence[float]) -> str:
 
 
 def write_calibration(
-    calib_dir: PathLike, width: int, height: int, baseline: float = STEREO_BASELINE
+    calib_dir: PathLike, width: int, height: int, baseline: float = STEREO_BASELINE, square_pixels: bool = False
 ) -> dict[str, str]:
     """Write ``calib_cam_to_cam.txt``, ``calib_velo_to_cam.txt`` and ``calib_imu_to_velo.txt``.
 
@@ -41,7 +41,7 @@ def write_calibration(
     ``S_rect_02 = (width, height)``. ``calib_velo_to_cam`` gives velodyne -> camera 00.
     """
     os.makedirs(calib_dir, exist_ok=True)
-    k = kitti_intrinsics(width, height)
+    k = kitti_intrinsics(width, height, square_pixels)
     eye = np.eye(3)
     lines = ["calib_time: 01-Jan-2000 00:00:00", "corner_dist: 9.950000e-02"]
     for cam in range(4):
@@ -135,6 +135,7 @@ def generate_dataset(
     verbose: bool = False,
     overwrite: bool = False,
     camera_shake: float = 0.0,
+    square_pixels: bool = False,
 ) -> dict[str, object]:
     """Render ``num_drives`` drives and write them in the KITTI raw layout (see module docstring).
 
@@ -163,7 +164,7 @@ def generate_dataset(
     with atomic_dir(final_root) as build:
         info = _write_dataset(os.fspath(build), num_drives, frames_per_drive, width, height, seed, ext,
                               moving_objects, brightness_change, speed, date, velodyne, val_fraction, verbose,
-                              camera_shake)
+                              camera_shake, square_pixels)
 
     def rebase(path: str) -> str:  # the paths inside the build folder, as they are now under out_dir
         return os.path.join(final_root, os.path.relpath(path, info["root"]))
@@ -206,9 +207,10 @@ def _check_out_dir(root: str, overwrite: bool, generated: re.Pattern) -> None:
 
 def _write_dataset(root, num_drives, frames_per_drive, width, height, seed, ext, moving_objects,
                    brightness_change, speed, date, velodyne, val_fraction, verbose,
-                   camera_shake=0.0) -> dict[str, object]:
+                   camera_shake=0.0, square_pixels=False) -> dict[str, object]:
     calib_dir = layout.calib_dir(root, date)
-    calib = write_calibration(calib_dir, width, height)
+    calib = write_calibration(calib_dir, width, height, square_pixels=square_pixels)
+    K = kitti_intrinsics(width, height, square_pixels)
     drives, drive_dirs = [], []
     for di in range(num_drives):
         name = f"{date}/{date}_drive_{di + 1:04d}_sync"
@@ -226,6 +228,7 @@ def _write_dataset(root, num_drives, frames_per_drive, width, height, seed, ext,
             speed=speed,
             brightness_change=brightness_change,
             camera_shake=camera_shake,
+            square_pixels=square_pixels,
         )
         with open(os.path.join(ddir, "poses.txt"), "w") as f:
             f.writelines(" ".join(f"{v:.12e}" for v in pose[:3, :4].reshape(-1)) + "\n" for pose in world.poses)
@@ -248,10 +251,10 @@ def _write_dataset(root, num_drives, frames_per_drive, width, height, seed, ext,
     splits = _write_splits(root, drives, frames_per_drive, seed, val_fraction)
     with open(os.path.join(root, "synthetic_info.json"), "w") as f:
         json.dump(
-            {"width": width, "height": height, "K": kitti_intrinsics(width, height).tolist(), "seed": seed,
+            {"width": width, "height": height, "K": K.tolist(), "seed": seed,
              "num_drives": num_drives, "frames_per_drive": frames_per_drive, "ext": ext,
              "moving_objects": moving_objects, "baseline": STEREO_BASELINE, "drives": drives,
-             "camera_shake": camera_shake},
+             "camera_shake": camera_shake, "square_pixels": square_pixels},
             f, indent=1, sort_keys=True,
         )
     return {
@@ -262,7 +265,7 @@ def _write_dataset(root, num_drives, frames_per_drive, width, height, seed, ext,
         "drives": drives,
         "drive_dirs": drive_dirs,
         "splits": splits,
-        "K": kitti_intrinsics(width, height),
+        "K": K,
         "width": width,
         "height": height,
         "frames_per_drive": frames_per_drive,
