@@ -108,8 +108,9 @@ MODE_NAMES = {"learn": "--learn_intrinsics", "square": "--learn_intrinsics --squ
 
 def mean_sd(values) -> str:
     import statistics
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):+.1f} ± {sd:.1f}"
+    if len(values) == 1:
+        return f"{values[0]:+.1f} (one seed: no spread)"
+    return f"{statistics.mean(values):+.1f} ± {statistics.stdev(values):.1f}"
 
 
 def main():
@@ -184,11 +185,17 @@ def main():
             + "\n\n" + means
             + "\n\nTargets (issue 14): fx and fy within 10 % of the truth, abs_rel within 10 % of the true-K run. "
             "Only the camera's rotation makes a focal length observable (with pure translation any focal length "
-            "explains the flow exactly, the pose network scaling its translation to match); this world's camera "
-            "yaws slightly as it weaves in its lane (fx is pulled towards the truth) and hardly pitches (fy is "
-            "not). Next to try: longer runs, a world with pitch and roll, a shared (not per-pair) focal bias with "
-            "its own learning rate.")
-    section = SQUARE_SECTION if args.square_pixels else SHAKE_SECTION if args.camera_shake else SECTION
+            "explains the flow exactly, the pose network scaling its translation to match)" + (
+                ". --square_pixels learns one focal length, which the camera's yaw makes observable, and fy follows "
+                "it; the free-fy runs on the same world are the control." if args.square_pixels else
+                f"; this world's camera yaws with the road and also pitches and rolls (±{args.camera_shake}°), so "
+                "fy is observable in principle: pitch's flow depends on fy at second order, roll's on fx / fy."
+                if args.camera_shake else
+                "; this world's camera yaws slightly as it weaves in its lane (fx is pulled towards the truth) and "
+                "hardly pitches (fy is not). Next to try: longer runs, a world with pitch and roll, a shared (not "
+                "per-pair) focal bias with its own learning rate."))
+    section = SQUARE_SECTION if args.square_pixels else (
+        f"{SHAKE_SECTION}, ±{args.camera_shake:g}°" if args.camera_shake else SECTION)
     common.write_section(section, body, common.command_line())
     print(body)
 
