@@ -69,13 +69,15 @@ def run(world, log_dir, seed, steps, every, mode, init, true_k=None):
     return out
 
 
-def real(frames, steps, every, logs):
-    """M with --learn_intrinsics on extract_frames.py folders (--dataset video, default initial guess), 160x96."""
+def real(frames, steps, every, logs, square=False):
+    """M with --learn_intrinsics (and ``square``: --square_pixels) on extract_frames.py folders (--dataset video,
+    default initial guess), 160x96."""
     torch.manual_seed(0)
     trainer = make_trainer(["--dataset", "video", "--data_path", frames, "--height", 96, "--width", 160,
                             "--batch_size", 4, "--num_workers", 0, "--weights_init", "scratch", "--no_progress",
                             "--log_dir", logs, "--model_name", "real", "--seed", 0, "--learning_rate", "2e-4",
-                            "--no_cuda", "--learn_intrinsics", "--automask_warmup", 50])
+                            "--no_cuda", "--learn_intrinsics", "--automask_warmup", 50,
+                            *(["--square_pixels"] if square else [])])
     rows = []
     while trainer.step < steps:
         stats = train_steps(trainer, min(every, steps - trainer.step))
@@ -89,13 +91,14 @@ def real(frames, steps, every, logs):
                 f"{r['fy']['mean']:.4f} ± {r['fy']['sd']:.4f}", f"{r['fx_px']:.1f} / {r['fy_px']:.1f}"]
                for name, r in seqs.items()]
     fx_curve = [float(r[1].split()[0]) for r in rows]
-    body = (f"Frames of `{frames}` (extract_frames.py), M from scratch at 160x96, batch 4, {steps} steps, initial "
+    body = (f"Frames of `{frames}` (extract_frames.py), M from scratch at 160x96, batch 4, {steps} steps"
+            f"{', --square_pixels (fy/H = fx/W x 160/96)' if square else ''}, initial "
             f"guess KITTI's (0.58, 1.92, 0.5, 0.5). Running mean ± running sd of the per-pair predictions during "
             f"training; fx/W spread over the checkpoints: {min(fx_curve):.4f} .. {max(fx_curve):.4f}.\n\n"
             + common.table(["step", "fx/W", "fy/H", "cx/W", "cy/H", "loss (last 5)"], rows)
             + "\n\nAt the end, per sequence (evaluate_intrinsics.py: centred crop, all pairs):\n\n"
             + common.table(["sequence", "pairs", "fx/W", "fy/H", "fx / fy (px at 160x96)"], per_seq))
-    common.write_section(REAL_SECTION, body, common.command_line())
+    common.write_section(REAL_SECTION + (", --square_pixels" if square else ""), body, common.command_line())
     print(body)
 
 
@@ -131,7 +134,7 @@ def main():
     torch.set_num_threads(1)
     if args.real:
         with tempfile.TemporaryDirectory() as logs:
-            return real(args.real, args.steps, args.every, logs)
+            return real(args.real, args.steps, args.every, logs, args.square_pixels)
     root = Path(args.world or tempfile.mkdtemp(prefix="intr_world_"))
     world = prepare_synthetic(root, 160, 64, drives=5, frames=30, seed=0, camera_shake=args.camera_shake,
                               square_pixels=args.square_pixels)

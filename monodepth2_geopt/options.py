@@ -119,7 +119,8 @@ class MonodepthOptions:
                        help="with --learn_intrinsics: the camera's pixels are square (nearly every camera and video), "
                             "so one focal length is learned and fy follows it (fy/H = fx/W x the width/height of the "
                             "source image region the input shows). A free fy is observable only when the camera "
-                            "pitches or rolls; fx when it yaws")
+                            "pitches or rolls; fx when it yaws. Not for stretched pixels (anamorphic video, frames "
+                            "resized without keeping their aspect)")
         g.add_argument("--image_cache", type=str, default=None,
                        help="folder of pre-resized uint8 frames written by prepare_cache.py (workers then skip "
                             "JPEG decoding and resizing)")

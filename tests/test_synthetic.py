@@ -357,6 +357,15 @@ def test_video_mode(tmp_path):
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(frames) == 5 and frames[0].shape == (24, 64, 3)
     assert np.abs(frames[0].astype(int) - a).mean() < 12
+    # uncalibrated video with square pixels (--video --square_pixels) is another camera: fy 37 px, not 46
+    square = syn.generate_video(tmp_path / "sq", num_sequences=1, frames=2, width=64, height=24, seed=1,
+                                square_pixels=True, camera_shake=1.0)
+    c = imread(os.path.join(square[0], "000000.jpg")).astype(int)
+    assert np.abs(c - a).mean() > 5
+    kw = dict(seed=syn.sequence_seed(1, 0), num_frames=2, width=64, height=24, moving_objects=2)
+    same = syn.World(square_pixels=True, camera_shake=1.0, **kw).render(0).image.astype(int)
+    other = syn.World(**kw).render(0).image.astype(int)
+    assert np.abs(same - c).mean() < 0.5 * np.abs(other - c).mean()  # the frames are that world's (JPEG aside)
 
 
 def test_culled_ray_casting_is_exact():
@@ -470,3 +479,16 @@ def test_square_pixels_world_renders_with_fy_equal_to_fx(square, tmp_path):
     _, depth = load_frame(info["drive_dirs"][0], 0)
     for row in (31, 28):  # the road in front of the camera (1.65 m below it)
         assert depth[row, 48] == pytest.approx(syn.CAMERA_HEIGHT * K[1, 1] / (row - K[1, 2]), rel=2e-3)
+
+
+def test_prepare_synthetic_refuses_a_folder_holding_another_world(tmp_path):
+    """A benchmark's --world folder is reused only for the world it was made for: another shake or pixel shape
+    there would train on one world and compare with another's truth."""
+    from monodepth2_geopt.errors import InputError
+    from monodepth2_geopt.tools.experiments import prepare_synthetic
+    data, split = prepare_synthetic(tmp_path / "w", 64, 32, drives=1, frames=3, seed=2)
+    assert prepare_synthetic(tmp_path / "w", 64, 32, drives=1, frames=3, seed=2) == (data, split)  # reused
+    with pytest.raises(InputError, match=r"square_pixels False \(asked True\)"):
+        prepare_synthetic(tmp_path / "w", 64, 32, drives=1, frames=3, seed=2, square_pixels=True)
+    with pytest.raises(InputError, match=r"camera_shake 0.0 \(asked 2.0\)"):
+        prepare_synthetic(tmp_path / "w", 64, 32, drives=1, frames=3, seed=2, camera_shake=2.0)

@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         out = generate_video(args.out_dir, args.num_sequences, args.frames, args.width, args.height, args.seed,
                              mp4=args.mp4, moving_objects=args.moving_objects,
                              brightness_change=args.brightness_change, overwrite=args.overwrite,
-                             camera_shake=args.camera_shake)
+                             camera_shake=args.camera_shake, square_pixels=args.square_pixels)
         print("\n".join(out))
     else:
         info = generate_dataset(args.out_dir, args.num_drives, args.frames_per_drive, args.width, args.height,

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from monodepth2_geopt import checkpoint
+from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.options import MonodepthOptions
 
 MODE_FLAGS = {"M": [], "S": ["--use_stereo", "--frame_ids", "0"], "MS": ["--use_stereo"]}
@@ -89,6 +90,16 @@ def prepare_synthetic(root: str | os.PathLike, width: int, height: int, drives: 
     from monodepth2_geopt.tools.synthetic import generate_dataset
     root = Path(root)
     split_dir = root / "splits"
+    info_path = root / "synthetic_info.json"
+    if (split_dir / "gt_depths.npz").exists() and info_path.is_file():  # a world made before: the one asked for?
+        import json
+        info = json.loads(info_path.read_text())
+        want = {"width": width, "height": height, "num_drives": drives, "frames_per_drive": frames, "seed": seed,
+                "camera_shake": camera_shake, "square_pixels": square_pixels}
+        have = {k: info.get(k, {"camera_shake": 0.0, "square_pixels": False}.get(k)) for k in want}
+        if have != want:
+            differ = ", ".join(f"{k} {have[k]} (asked {want[k]})" for k in want if have[k] != want[k])
+            raise InputError(f"{root} holds another synthetic world ({differ}): choose another folder or delete it")
     if not (split_dir / "gt_depths.npz").exists():
         generate_dataset(root, num_drives=drives, frames_per_drive=frames, width=width, height=height, seed=seed,
                          camera_shake=camera_shake, square_pixels=square_pixels)

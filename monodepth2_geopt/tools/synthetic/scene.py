@@ -56,7 +56,7 @@ def rot_y(angle: float) -> np.ndarray:
 
 
 def rot_x(angle: float) -> np.ndarray:
-    """Rotation about camera x (right): a positive angle turns the optical axis (+z) towards +y (down)."""
+    """Rotation about camera x (right): a positive angle turns the optical axis (+z) towards -y (up)."""
     c, s = np.cos(angle), np.sin(angle)
     return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
 

@@ -311,6 +311,7 @@ def generate_video(
     brightness_change: float = 0.02,
     overwrite: bool = False,
     camera_shake: float = 0.0,
+    square_pixels: bool = False,
 ) -> list[str]:
     """Write "uncalibrated video": ``<out_dir>/seq_XXX/%06d.jpg`` (no calibration, no GT).
 
@@ -324,17 +325,18 @@ def generate_video(
     _check_out_dir(final_root, overwrite, _VIDEO_ENTRIES)
     with atomic_dir(final_root) as build:
         paths = _write_video(os.fspath(build), num_sequences, frames, width, height, seed, mp4, fps,
-                             moving_objects, brightness_change, camera_shake)
+                             moving_objects, brightness_change, camera_shake, square_pixels)
     return [os.path.join(final_root, os.path.relpath(p, build)) for p in paths]
 
 
 def _write_video(root, num_sequences, frames, width, height, seed, mp4, fps, moving_objects,
-                 brightness_change, camera_shake=0.0) -> list[str]:
+                 brightness_change, camera_shake=0.0, square_pixels=False) -> list[str]:
     folders, videos = [], []
     for si in range(num_sequences):
         world = World(
             seed=sequence_seed(seed, si), num_frames=frames, width=width, height=height,
             moving_objects=moving_objects, brightness_change=brightness_change, camera_shake=camera_shake,
+            square_pixels=square_pixels,
         )
         name = f"seq_{si:03d}"
         folder = os.path.join(root, name)
