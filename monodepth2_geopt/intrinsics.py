@@ -84,9 +84,11 @@ def load_predictor(weights_folder, device="cpu"):
 
 @torch.no_grad()
 def predict_sequences(weights_folder, data_path, filenames=None, stride: int = 1, max_pairs: int | None = None,
-                      device="cpu", batch_size: int = 8) -> dict:
+                      device="cpu", batch_size: int = 8, whole_frame: bool = False) -> dict:
     """Per-pair intrinsics of consecutive frames (t, t + stride) of every sequence of a frame tree (split lines
-    ``filenames``, a split file path, or None: every folder under ``data_path``), centred crop, no flip.
+    ``filenames``, a split file path, or None: every folder under ``data_path``), centred crop of the input's aspect
+    as ``--dataset video`` training crops (``whole_frame``: each whole frame resized, as KITTI-layout training
+    does), no flip. The intrinsics are those of the region the network sees.
 
     Returns {sequence folder: {"pairs": n, "fx": {"mean", "sd"}, ..., "fx_px": mean fx in pixels of the
     network input, "fy_px": ...}}; averaging per video is the mean over its pairs.
@@ -95,6 +97,7 @@ def predict_sequences(weights_folder, data_path, filenames=None, stride: int = 1
     encoder, head, (h, w), square = load_predictor(weights_folder, device)
     ds = UncalibratedVideoDataset(data_path, filenames, h, w, frame_idxs=(0, 1), stride=stride, is_train=False)
     ds.return_crop_box = True
+    ds.whole_frame = whole_frame
     by_seq: dict[str, list[int]] = {}
     for i, line in enumerate(ds.filenames):
         tokens = line.split()  # "<folder> <frame> [side]": a KITTI drive's two cameras are two sequences

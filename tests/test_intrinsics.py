@@ -140,8 +140,16 @@ def test_square_pixels_run_ties_fy_to_the_frames_aspect(kitti_tiny, tmp_path):
     k = outputs[("intrinsics", -1)]
     assert torch.allclose(k[:, 1], 0.7 * torch.full((2,), w / h), atol=1e-5)
     from monodepth2_geopt import checkpoint
-    _, meta = checkpoint.load_state_file(trainer.save_model("check") / "encoder.pth")
+    weights = trainer.save_model("check")
+    _, meta = checkpoint.load_state_file(weights / "encoder.pth")
     assert meta["square_pixels"] is True
+    # evaluate_intrinsics.py ties fy the same way: on 120x64 frames, whole (as this training) or cropped to 96:64
+    frames = write_frame_folders(tmp_path / "frames", h=64, w=120)
+    for whole, aspect in ((True, 120 / 64), (False, 96 / 64)):
+        res = intrinsics.predict_sequences(weights, frames, whole_frame=whole)
+        assert len(res) == 2
+        for seq in res.values():
+            assert seq["fy"]["mean"] == pytest.approx(seq["fx"]["mean"] * aspect, rel=1e-4), (whole, seq)
     plain = tiny_trainer(tmp_path / "plain", kitti_tiny.root, kitti_tiny.split, "--png", "--learn_intrinsics")
     assert "source_aspect" not in plain.train_loader.dataset[0]  # the items are unchanged without the option
 

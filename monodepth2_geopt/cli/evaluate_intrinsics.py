@@ -5,7 +5,9 @@
 (``python evaluate_intrinsics.py`` is the same program.)
 
 Frames: every folder of frames under --data_path (extract_frames.py's layout, KITTI raw, Cityscapes), or the lines of
---split. Each pair (t, t + stride) is centre-cropped to the training aspect ratio and resized as in training.
+--split. Each pair (t, t + stride) is centre-cropped to the training aspect ratio and resized, as --dataset video
+training does; --whole_frame resizes whole frames instead, as KITTI-layout training does (use it for such models
+when the frames' aspect differs from the input's).
 Normalised values (fx/W, fy/H, cx/W, cy/H) and fx, fy in pixels of the network input; --json writes them to a file
 (e.g. <weights>/intrinsics.json). The running mean of the training predictions is in intrinsics.pth.
 """
@@ -26,6 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--split", default=None, help="split file of '<folder> <frame_index> [side]' lines (default: all)")
     p.add_argument("--stride", type=int, default=1, help="frame distance of the pairs")
     p.add_argument("--max_pairs", type=int, default=200, help="at most this many pairs per sequence (evenly spread)")
+    p.add_argument("--whole_frame", action="store_true",
+                   help="resize whole frames to the input size (KITTI-layout training) instead of the centred crop "
+                        "of the input's aspect (--dataset video training)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--no_cuda", action="store_true", help="run on the CPU even if CUDA is available")
     args = p.parse_args(argv)
@@ -35,7 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from monodepth2_geopt.intrinsics import predict_sequences
     device = "cuda" if torch.cuda.is_available() and not args.no_cuda else "cpu"
-    res = predict_sequences(args.load_weights_folder, args.data_path, args.split, args.stride, args.max_pairs, device)
+    res = predict_sequences(args.load_weights_folder, args.data_path, args.split, args.stride, args.max_pairs, device,
+                            whole_frame=args.whole_frame)
     print(f"{'sequence':40s} {'pairs':>5s}  {'fx/W':>13s} {'fy/H':>13s} {'cx/W':>13s} {'cy/H':>13s}  fx, fy (px)")
     for seq, r in res.items():
         vals = "  ".join(f"{r[n]['mean']:.4f}±{r[n]['sd']:.4f}" for n in ("fx", "fy", "cx", "cy"))

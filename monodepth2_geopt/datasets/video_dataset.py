@@ -180,6 +180,7 @@ class UncalibratedVideoDataset(Dataset):
     """
 
     return_crop_box = False  # add "crop_box" to each item (VideoDepthDataset, for pseudo-labels)
+    whole_frame = False  # no crop: resize each whole frame to the output size (evaluate_intrinsics.py --whole_frame)
 
     def __init__(
         self,
@@ -364,6 +365,8 @@ class UncalibratedVideoDataset(Dataset):
         return paths
 
     def _crop_box(self, src_w: int, src_h: int) -> tuple[float, float, float, float]:
+        if self.whole_frame:  # the whole frame, resized to the output (as the KITTI-layout readers do)
+            return 0.0, 0.0, float(src_w), float(src_h)
         aspect = self.width / self.height
         if src_w / src_h > aspect:
             max_h, max_w = float(src_h), src_h * aspect
