@@ -247,60 +247,63 @@ def main():
     tag = f"{WIDTH}x{HEIGHT}_steps{args.steps}_teacher{args.teacher_steps}"
     if (args.drives, args.frames) != (8, 25):  # the default world has no suffix (the first measured runs)
         tag += f"_d{args.drives}x{args.frames}"
+    base_tag = tag  # runs without labels (none) and the teachers do not depend on the weight
     if args.pseudo_label_weight != 0.1:
         tag += f"_w{args.pseudo_label_weight:g}"
+
+    def key(seed, condition):
+        return f"{base_tag if condition == 'none' else tag}/seed{seed}/{condition}"
     with tempfile.TemporaryDirectory(dir=root) as tmp:
         tmp = Path(tmp)
         logs = tmp / "runs"
         cache = common.read_json(cache_path)
         labels = {k: write_synthetic_labels(data, split, root / f"labels_{k}", k) for k in ("noisy", "perfect")}
         for kind in ("noisy", "perfect"):
-            if f"{tag}/teacher_{kind}" not in cache:
-                common.update_json(cache_path, f"{tag}/teacher_{kind}", teacher_metrics(data, split, tmp, kind))
+            if f"{base_tag}/teacher_{kind}" not in cache:
+                common.update_json(cache_path, f"{base_tag}/teacher_{kind}", teacher_metrics(data, split, tmp, kind))
         model_labels = root / "labels_model"
         if "model" in conditions and (not (model_labels / pl.MANIFEST_NAME).is_file()
-                                      or f"{tag}/teacher_model" not in cache):
+                                      or f"{base_tag}/teacher_model" not in cache):
             teacher = trainer_for(data, split, logs, "teacher", 100, args.teacher_steps)
             stats = train_steps(teacher, args.teacher_steps)
             images = pl.split_images(data, split, "kitti", png=True)
             pl.make_pseudo_labels(pl.load_teacher(str(stats["weights"])), images, data, model_labels, overwrite=True)
             metrics = held_out(data, split, weights=stats["weights"])
             shutil.rmtree(logs / "teacher")
-            common.update_json(cache_path, f"{tag}/teacher_model", {"metrics": metrics, "seconds": stats["seconds"]})
+            common.update_json(cache_path, f"{base_tag}/teacher_model", {"metrics": metrics, "seconds": stats["seconds"]})
             print("teacher", metrics, flush=True)
         labels["model"] = model_labels
-        if f"{tag}/untrained" not in cache:  # context: the networks before any step (seed 0's initialisation)
+        if f"{base_tag}/untrained" not in cache:  # context: the networks before any step (seed 0's initialisation)
             from monodepth2_geopt.tools.experiments import save_initial
             fresh = trainer_for(data, split, logs, "untrained", 0, args.steps)
-            common.update_json(cache_path, f"{tag}/untrained",
+            common.update_json(cache_path, f"{base_tag}/untrained",
                                held_out(data, split, weights=save_initial(fresh, tmp / "untrained")))
         for seed in args.seeds:
             for condition in conditions:
-                key = f"{tag}/seed{seed}/{condition}"
-                if key not in common.read_json(cache_path):
-                    common.update_json(cache_path, key, run(world, logs, labels, seed, args.steps, condition,
-                                                            args.pseudo_label_weight))
+                if key(seed, condition) not in common.read_json(cache_path):
+                    common.update_json(cache_path, key(seed, condition),
+                                       run(world, logs, labels, seed, args.steps, condition, args.pseudo_label_weight))
     cache = common.read_json(cache_path)
     rows = []
     for condition in conditions:
-        runs = [cache[f"{tag}/seed{s}/{condition}"]["metrics"] for s in args.seeds]
-        teacher = cache.get(f"{tag}/teacher_{condition}")
+        runs = [cache[key(s, condition)]["metrics"] for s in args.seeds]
+        teacher = cache.get(f"{base_tag}/teacher_{condition}")
         t = teacher["metrics"] if teacher and "metrics" in teacher else teacher
         rows.append([condition,
                      mean_sd(r["median"]["abs_rel"] for r in runs), mean_sd(r["median"]["a1"] for r in runs),
                      mean_sd(r["lsqr"]["abs_rel"] for r in runs), mean_sd(r["lsqr"]["a1"] for r in runs),
                      " / ".join(f"{r['median']['abs_rel']:.3f}" for r in runs),
                      f"{t['median']['abs_rel']:.3f} / {t['lsqr']['abs_rel']:.3f}" if t else "-"])
-    untrained = cache[f"{tag}/untrained"]
+    untrained = cache[f"{base_tag}/untrained"]
     rows.insert(0, ["untrained (seed 0's initialisation)", f"{untrained['median']['abs_rel']:.3f}",
                     f"{untrained['median']['a1']:.3f}", f"{untrained['lsqr']['abs_rel']:.3f}",
                     f"{untrained['lsqr']['a1']:.3f}", "-", "-"])
-    base = [cache[f"{tag}/seed{s}/none"]["metrics"]["median"]["abs_rel"] for s in args.seeds]
+    base = [cache[key(s, "none")]["metrics"]["median"]["abs_rel"] for s in args.seeds]
     verdicts = []
     for condition in conditions[1:]:
-        runs = [cache[f"{tag}/seed{s}/{condition}"]["metrics"]["median"]["abs_rel"] for s in args.seeds]
-        lsqr = [cache[f"{tag}/seed{s}/{condition}"]["metrics"]["lsqr"]["abs_rel"] for s in args.seeds]
-        teacher = cache[f"{tag}/teacher_{condition}"]
+        runs = [cache[key(s, condition)]["metrics"]["median"]["abs_rel"] for s in args.seeds]
+        lsqr = [cache[key(s, condition)]["metrics"]["lsqr"]["abs_rel"] for s in args.seeds]
+        teacher = cache[f"{base_tag}/teacher_{condition}"]
         t_lsqr = (teacher.get("metrics") or teacher)["lsqr"]["abs_rel"]
         gap = statistics.mean(lsqr) - t_lsqr
         wins = sum(r < b for r, b in zip(runs, base))
