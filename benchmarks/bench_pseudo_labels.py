@@ -270,7 +270,8 @@ def main():
             pl.make_pseudo_labels(pl.load_teacher(str(stats["weights"])), images, data, model_labels, overwrite=True)
             metrics = held_out(data, split, weights=stats["weights"])
             shutil.rmtree(logs / "teacher")
-            common.update_json(cache_path, f"{base_tag}/teacher_model", {"metrics": metrics, "seconds": stats["seconds"]})
+            common.update_json(cache_path, f"{base_tag}/teacher_model",
+                               {"metrics": metrics, "seconds": stats["seconds"]})
             print("teacher", metrics, flush=True)
         labels["model"] = model_labels
         if f"{base_tag}/untrained" not in cache:  # context: the networks before any step (seed 0's initialisation)
