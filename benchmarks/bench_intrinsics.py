@@ -151,7 +151,9 @@ def main():
         """Cache key; a true-K run is shared by every --init (found under either key: older runs used the first)."""
         if mode != "true":
             return f"{tag}/seed{seed}/{mode}"
-        keys = [f"{tag}/seed{seed}/true", f"{init_free}/seed{seed}/true"]
+        default_init = tag.replace(f"_init{'_'.join(map(str, args.init))}",
+                                   f"_init{'_'.join(map(str, p.get_default('init')))}")
+        keys = [f"{tag}/seed{seed}/true", f"{init_free}/seed{seed}/true", f"{default_init}/seed{seed}/true"]
         return next((k for k in keys if k in common.read_json(CACHE)), keys[1])
     with tempfile.TemporaryDirectory() as logs:
         for seed in args.seeds:
