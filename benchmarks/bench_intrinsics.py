@@ -182,6 +182,22 @@ def main():
         f"- {MODE_NAMES[m]}: fx error {mean_sd([v[0] for v in s])} %, fy error {mean_sd([v[1] for v in s])} %, "
         f"abs_rel change against true K {mean_sd([v[2] for v in s])} % (mean ± sd over seeds {args.seeds})"
         for m, s in summary.items())
+    if args.square_pixels:  # the drift control: both initial guesses, when both were run
+        guesses = {"above": [0.7, 1.6, 0.5, 0.5], "below": [0.46, 1.2, 0.5, 0.5]}
+        finals = {}
+        for side, guess in guesses.items():
+            g_tag = tag.replace(f"_init{'_'.join(map(str, args.init))}", f"_init{'_'.join(map(str, guess))}")
+            runs = [cache.get(f"{g_tag}/seed{seed}/square") for seed in args.seeds]
+            if all(runs):
+                finals[side] = (err(guess[0], truth[0]), [err(r["curve"][-1][1], truth[0]) for r in runs])
+        if len(finals) == 2:
+            means += "\n\nThe control, with --square_pixels: " + "; ".join(
+                f"from a guess {start:+.1f} % {side} the truth, fx ends {mean_sd(ends)} %"
+                for side, (start, ends) in finals.items()) + ". " + (
+                "Both move towards the truth: the focal length is learned."
+                if all(abs(e) < abs(start) for start, ends in finals.values() for e in ends) else
+                "It does not move towards the truth from both sides: what it does from one side is a drift, not "
+                "learning.")
     world_text = (f"The world's camera pitches by up to ±{args.camera_shake}° per sine (two sines; roll half of it), "
                   "besides yawing with the road: generate_synthetic.py --camera_shake. "
                   if args.camera_shake else "")
