@@ -223,11 +223,12 @@ def test_train_py_refuses_stereo_with_learned_intrinsics_in_one_line(tmp_path, c
 
 
 @pytest.mark.slow
-def test_short_synthetic_run_learns_the_horizontal_focal_length(mono_world, tmp_path):
-    """From a wrong guess (fx/W 0.70, fy/H 1.60; truth 0.58, 1.92) 100 M steps on the synthetic world bring fx
-    closer to the truth (benchmarks/bench_intrinsics.py: +20.7 % -> +14.7 % at 100 steps, +8.3 % at 200). fy is
-    not required to improve: the world's camera yaws a little (which makes fx observable) but barely pitches, and
-    with pure translation no focal length is observable at all."""
+def test_short_synthetic_run_brings_fx_down_from_a_guess_above_the_truth(mono_world, tmp_path):
+    """From a guess above the truth (fx/W 0.70, fy/H 1.60; truth 0.58, 1.92) 100 M steps on the synthetic world
+    bring fx closer to it (benchmarks/bench_intrinsics.py: +20.7 % -> +14.7 % at 100 steps, +8.3 % at 200): the
+    issue's "short synthetic run whose focal error falls", and proof that the focal length trains through the warp.
+    Not proof that it is *learned*: RESULTS.md's two-sided control shows focal lengths shrinking from a guess below
+    the truth as well (-21 % -> -33 % in 400 steps), a drift this test cannot tell from learning."""
     from monodepth2_geopt.tools.experiments import train_steps
     from tests.conftest import MONO_AUTOMASK_WARMUP, synthetic_trainer
     trainer = synthetic_trainer(mono_world, tmp_path, "learn_k", "M", extra=[
