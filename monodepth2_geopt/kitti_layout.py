@@ -27,8 +27,9 @@ Paths are returned as ``str`` (``os.path.join``), as Monodepth2's ``get_image_pa
 """
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -208,16 +209,24 @@ def read_depth_png(path: str | os.PathLike) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- images
-def pil_loader(path: str | os.PathLike) -> Image.Image:
-    """Open an image as RGB; missing and unreadable files raise errors that name the file."""
+@contextlib.contextmanager
+def open_image(path: str | os.PathLike) -> Iterator[Image.Image]:
+    """``Image.open`` whose missing and unreadable files (also when decoded inside the block) raise errors that
+    name the file and the fix."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image {path} does not exist (check --data_path, the split file and --png)")
     try:
         with Image.open(path) as img:
-            return img.convert("RGB")
+            yield img
     except Exception as err:
         raise InputError(f"image {path} is corrupt or not an image ({type(err).__name__}: {err}); "
                          "re-extract it or remove its line from the split file") from None
+
+
+def pil_loader(path: str | os.PathLike) -> Image.Image:
+    """Open an image as RGB; missing and unreadable files raise errors that name the file."""
+    with open_image(path) as img:
+        return img.convert("RGB")
 
 
 def resize_image(img: Image.Image, width: int, height: int,

@@ -154,6 +154,23 @@ def test_square_pixels_run_ties_fy_to_the_frames_aspect(kitti_tiny, tmp_path):
     assert "source_aspect" not in plain.train_loader.dataset[0]  # the items are unchanged without the option
 
 
+def test_source_aspect_of_a_corrupt_or_missing_frame_is_a_one_line_error_naming_it(kitti_tiny, tmp_path):
+    """The header read of --square_pixels fails as the image loader does: the file named, with the fix."""
+    import shutil
+
+    from monodepth2_geopt.datasets import KITTIRAWDataset
+    root = Path(shutil.copytree(kitti_tiny.root, tmp_path / "data"))
+    ds = KITTIRAWDataset(root, [f"{kitti_tiny.drive} 1 l"], 64, 96, [0], img_ext=".png")
+    path = Path(ds.get_image_path(kitti_tiny.drive, 1, "l"))
+    path.write_bytes(b"not a png")
+    with pytest.raises(InputError, match=rf"image {path} is corrupt or not an image .*remove its line") as err:
+        ds.source_aspect(kitti_tiny.drive, 1, "l")
+    assert "\n" not in str(err.value)
+    path.unlink()
+    with pytest.raises(FileNotFoundError, match=rf"image {path} does not exist \(check --data_path"):
+        ds.source_aspect(kitti_tiny.drive, 1, "l")
+
+
 def test_video_items_carry_the_crop_aspect(tmp_path):
     """Frame folders are cropped to the input's aspect ratio before resizing: the source region is W:H."""
     from monodepth2_geopt.datasets.video_depth_dataset import VideoDepthDataset

@@ -26,7 +26,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from monodepth2_geopt.errors import InputError
-from monodepth2_geopt.kitti_layout import other_side, parse_split_line, pil_loader, resize_image, to_uint8_tensor
+from monodepth2_geopt.kitti_layout import (open_image, other_side, parse_split_line, pil_loader, resize_image,
+                                           to_uint8_tensor)
 
 KITTI_NORMALISED_K = (0.58, 1.92, 0.5, 0.5)
 
@@ -189,11 +190,7 @@ class MonoDataset(Dataset):
         per folder and camera (one camera's frames share a size)."""
         key = (folder, side)
         if key not in self._source_aspects:
-            path = self.get_image_path(folder, frame_index, side)
-            try:
-                with Image.open(path) as img:
-                    w, h = img.size
-            except (OSError, ValueError) as err:
-                raise InputError(f"cannot read image {path} ({err})") from None
+            with open_image(self.get_image_path(folder, frame_index, side)) as img:  # the header only
+                w, h = img.size
             self._source_aspects[key] = w / h
         return self._source_aspects[key]
