@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import statistics
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -262,15 +261,6 @@ def transfer_seed(args, data, split, samples, seed) -> tuple[list, dict]:
     return pre_rows, results
 
 
-def mean_sd(values: list, fmt: str = ".4f") -> str:
-    """'mean ± sd' of the measured values (None = not run), with their count when some are missing."""
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return "not run"
-    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-    return f"{statistics.mean(vals):{fmt}} ± {sd:.4f}" + (f" (n={len(vals)})" if len(vals) < len(values) else "")
-
-
 def part_transfer(args):
     # The depth world is rendered at the pretraining size (its held-out drive also scores the pretext flows against
     # ground truth); depth trains on it resized to --depth_width x --depth_height.
@@ -296,11 +286,11 @@ def part_transfer(args):
              "t+1), so the controls are seen to remove what they should:\n\n")
     body += common.table(["seed", "pretraining", *DIAG_COLUMNS], pre_rows) + "\n\n"
     for mode in args.modes:
-        table_rows = rows[mode] + [["mean ± sd"] + [mean_sd(results[mode][k]) for k in inits]]
+        table_rows = rows[mode] + [["mean ± sd"] + [common.mean_sd(results[mode][k]) for k in inits]]
         gains = {k: [a - b for a, b in zip(results[mode]["scratch"], results[mode][k]) if None not in (a, b)]
                  for k in inits}
         table_rows.append(["gain over scratch, paired"] + [
-            f"{mean_sd(gains[k], '+.4f')} ({sum(g > 0 for g in gains[k])}/{len(gains[k])} better)" if gains[k]
+            f"{common.mean_sd(gains[k], '+.4f')} ({sum(g > 0 for g in gains[k])}/{len(gains[k])} better)" if gains[k]
             else "not run" for k in inits])
         body += f"**{mode}** ({'metric' if mode != 'M' else 'median-scaled'} abs_rel, lower is better)\n\n"
         body += common.table(["seed", *inits], table_rows) + "\n\n"

@@ -207,12 +207,6 @@ def sizes(video: str, work: Path, world, teacher_steps: int, fps: float) -> str:
             f"and resampling it to 640x192 in the training loader: {load_ms:.1f} ms.")
 
 
-def mean_sd(values) -> str:
-    values = list(values)
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {sd:.3f}"
-
-
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=100)
@@ -291,8 +285,8 @@ def main():
         teacher = cache.get(f"{base_tag}/teacher_{condition}")
         t = teacher["metrics"] if teacher and "metrics" in teacher else teacher
         rows.append([condition,
-                     mean_sd(r["median"]["abs_rel"] for r in runs), mean_sd(r["median"]["a1"] for r in runs),
-                     mean_sd(r["lsqr"]["abs_rel"] for r in runs), mean_sd(r["lsqr"]["a1"] for r in runs),
+                     *(common.mean_sd([r[align][m] for r in runs], ".3f") for align in ("median", "lsqr")
+                       for m in ("abs_rel", "a1")),
                      " / ".join(f"{r['median']['abs_rel']:.3f}" for r in runs),
                      f"{t['median']['abs_rel']:.3f} / {t['lsqr']['abs_rel']:.3f}" if t else "-"])
     untrained = cache[f"{base_tag}/untrained"]
@@ -309,7 +303,8 @@ def main():
         gap = statistics.mean(lsqr) - t_lsqr
         wins = sum(r < b for r, b in zip(runs, base))
         verdicts.append(f"{condition}: beats (a) on {wins} of {len(base)} seeds (paired abs_rel change "
-                        f"{mean_sd(r - b for r, b in zip(runs, base))}); against its teacher, lsqr abs_rel "
+                        f"{common.mean_sd([r - b for r, b in zip(runs, base)], '.3f')}); against its teacher, "
+                        "lsqr abs_rel "
                         f"{statistics.mean(lsqr):.3f} vs {t_lsqr:.3f} ({gap:+.3f}): "
                         f"{'reaches' if gap <= REACH_MARGIN else 'does not reach'} it within {REACH_MARGIN}")
     n_test = max(1, round(0.2 * args.drives))

@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -35,6 +36,19 @@ def table(headers: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def mean_sd(values, fmt: str = ".4f") -> str:
+    """'mean ± sd' (sample sd, over seeds) of the measured values, ``fmt`` for both (the sd without a sign);
+    None = not run: counted as "(n=k)", and "not run" when nothing was. One value says it has no spread."""
+    values = list(values)
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "not run"
+    missing = f" (n={len(vals)})" if len(vals) < len(values) else ""
+    if len(vals) == 1:
+        return f"{vals[0]:{fmt}} (one seed: no spread)" + missing
+    return f"{statistics.mean(vals):{fmt}} ± {statistics.stdev(vals):{fmt.lstrip('+ ')}}" + missing
 
 
 def write_section(name: str, body: str, command: str, measured_on: str | None = None) -> None:
