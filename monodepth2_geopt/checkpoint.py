@@ -20,7 +20,8 @@ from monodepth2_geopt import fileio
 from monodepth2_geopt.errors import InputError, TrainingError
 from monodepth2_geopt.fileio import atomic_path
 
-ENCODER_META_KEYS = ("height", "width", "use_stereo", "square_pixels")  # square_pixels: --square_pixels runs only
+# square_pixels, focal_relative_pose: only runs with those options record them
+ENCODER_META_KEYS = ("height", "width", "use_stereo", "square_pixels", "focal_relative_pose")
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 

@@ -67,6 +67,9 @@ def validate_options(opt) -> None:
                          "--intrinsics FX FY CX CY (normalised, if you know them)")
     if getattr(opt, "square_pixels", False) and not learn:
         raise InputError("--square_pixels ties the learned fy to the learned fx: it needs --learn_intrinsics")
+    if getattr(opt, "focal_relative_pose", False) and not learn:
+        raise InputError("--focal_relative_pose reads the pose in units of the learned focal length: it needs "
+                         "--learn_intrinsics")
     if learn and opt.pose_model_type != "separate_resnet":
         raise InputError("--learn_intrinsics needs --pose_model_type separate_resnet (the intrinsics head reads the "
                          "pose encoder's features of each pair)")
@@ -129,6 +132,7 @@ class DepthTask:
         self.pose_model = POSE_MODELS[opt.pose_model_type]
         self.learn_intrinsics = bool(getattr(opt, "learn_intrinsics", False))
         self.square_pixels = self.learn_intrinsics and bool(getattr(opt, "square_pixels", False))
+        self.focal_relative_pose = self.learn_intrinsics and bool(getattr(opt, "focal_relative_pose", False))
         self.loss_cfg = MinReprojectionConfig(avg_reprojection=opt.avg_reprojection,
                                               automask=not opt.disable_automasking, no_ssim=opt.no_ssim)
         self.warmup_loss_cfg = dataclasses.replace(self.loss_cfg, automask=False)
@@ -316,6 +320,8 @@ class DepthTask:
         meta = {"height": self.opt.height, "width": self.opt.width, "use_stereo": self.opt.use_stereo}
         if self.square_pixels:  # evaluate_intrinsics.py ties fy to fx as training did
             meta["square_pixels"] = True
+        if self.focal_relative_pose:  # evaluate_pose.py reads the pose network's outputs as training did
+            meta["focal_relative_pose"] = True
         return meta
 
     # ------------------------------------------------------------------ forward and objective
@@ -360,6 +366,9 @@ class DepthTask:
                 if self.learn_intrinsics:  # per pair: the warp of this pair uses its own K
                     outputs[("intrinsics", f_i)] = nets["intrinsics"](pose_inputs[0][-1], aspect)
                 axisangle, translation = nets["pose"](pose_inputs)
+                if self.focal_relative_pose:
+                    axisangle, translation = intrinsics.focal_relative_pose(
+                        axisangle, translation, outputs[("intrinsics", f_i)], nets["intrinsics"].initial)
                 outputs[("axisangle", 0, f_i)] = axisangle
                 outputs[("translation", 0, f_i)] = translation
                 outputs[("cam_T_cam", 0, f_i)] = geometry.transformation_from_parameters(
@@ -370,6 +379,9 @@ class DepthTask:
                 k = nets["intrinsics"](pose_inputs[0][-1], aspect)
                 outputs.update({("intrinsics", f_i): k for f_i in sources})
             axisangle, translation = nets["pose"](pose_inputs)
+            if self.focal_relative_pose:
+                axisangle, translation = intrinsics.focal_relative_pose(axisangle, translation, k,
+                                                                        nets["intrinsics"].initial)
             for i, f_i in enumerate(sources):
                 outputs[("axisangle", 0, f_i)] = axisangle[:, i:i + 1]
                 outputs[("translation", 0, f_i)] = translation[:, i:i + 1]

@@ -121,6 +121,11 @@ class MonodepthOptions:
                             "source image region the input shows). A free fy is observable only when the camera "
                             "pitches or rolls; fx when it yaws. Not for stretched pixels (anamorphic video, frames "
                             "resized without keeping their aspect)")
+        g.add_argument("--focal_relative_pose", action="store_true",
+                       help="with --learn_intrinsics: the pose network's pitch, yaw and lateral translation are read "
+                            "in units of the learned focal length (x initial / learned), so the first-order image "
+                            "motion does not depend on the focal length and only what does (rotation's "
+                            "second-order flow) trains it (experimental, issue 14)")
         g.add_argument("--image_cache", type=str, default=None,
                        help="folder of pre-resized uint8 frames written by prepare_cache.py (workers then skip "
                             "JPEG decoding and resizing)")

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.geometry import transformation_from_parameters
+from monodepth2_geopt.intrinsics import focal_relative_pose, load_predictor
 from monodepth2_geopt.metrics import TRACK_LENGTH, snippet_ates
 from monodepth2_geopt.model_loading import load_pose_model
 from monodepth2_geopt.splits import REPO_ROOT, read_split_file, resolve_split_dir
@@ -63,12 +64,20 @@ def gt_pair_poses(global_poses: np.ndarray, frame_indices) -> np.ndarray:
 
 
 @torch.no_grad()
-def predict_pair_poses(encoder, decoder, loader: DataLoader, device: torch.device) -> np.ndarray:
-    """[N, 4, 4] pose of each (frame 0, frame 1) pair: the transform from frame 0's camera to frame 1's."""
+def predict_pair_poses(encoder, decoder, loader: DataLoader, device: torch.device, head=None,
+                       square_pixels: bool = False) -> np.ndarray:
+    """[N, 4, 4] pose of each (frame 0, frame 1) pair: the transform from frame 0's camera to frame 1's.
+    ``head``: the intrinsics head of a ``--focal_relative_pose`` model, whose pair intrinsics scale the outputs
+    as in training (``square_pixels``: the items carry "source_aspect")."""
     out = []
     for batch in loader:
         pair = torch.cat([batch[("color", 0)], batch[("color", 1)]], 1).to(device).float().div_(255.0)
-        axisangle, translation = decoder([encoder(pair)])
+        features = encoder(pair)
+        axisangle, translation = decoder([features])
+        if head is not None:
+            aspect = batch["source_aspect"].to(device) if square_pixels else None
+            k = head(features[-1], aspect)
+            axisangle, translation = focal_relative_pose(axisangle, translation, k, head.initial)
         T = transformation_from_parameters(axisangle[:, 0].float(), translation[:, 0].float())
         out.append(T.cpu().double().numpy())
     return np.concatenate(out, 0)
@@ -129,8 +138,13 @@ def evaluate_pose(opt, log: Log = print) -> dict:
                                img_ext=".png" if opt.png else ".jpg")
     loader = DataLoader(dataset, EVAL_BATCH_SIZE, shuffle=False, num_workers=opt.num_workers,
                         pin_memory=device.type == "cuda", drop_last=False)
+    head, square = None, False
+    if meta.get("focal_relative_pose"):  # the outputs are in units of the learned focal length
+        _, head, _, square = load_predictor(weights_folder, device)
+        dataset.return_source_aspect = square
+        log("   note: trained with --focal_relative_pose: the poses are read with each pair's learned intrinsics")
     log(f"-> Predicting {len(dataset)} pair poses of sequence {sequence:02d} at {width}x{height} on {device}")
-    pred_pairs = predict_pair_poses(encoder, decoder, loader, device)
+    pred_pairs = predict_pair_poses(encoder, decoder, loader, device, head, square)
 
     ates = snippet_ates(pred_pairs, gt_pairs)
     out_dir = Path(os.path.expanduser(opt.eval_out_dir)) if opt.eval_out_dir else weights_folder

@@ -80,6 +80,62 @@ def test_square_pixels_tie_fy_to_fx_and_only_fx_learns():
     assert abs(fx_px - fy_px) < 1e-3 * fx_px
 
 
+def yaw_displacement(fx_norm: torch.Tensor, raw_yaw: float, relative: bool, x: float, width: int = 100,
+                     height: int = 40) -> torch.Tensor:
+    """Horizontal image motion (pixels) of a far point (depth 1e6) seen at column offset ``x`` from the principal
+    point, for a pose-network yaw output ``raw_yaw`` (rad) read plainly or with ``focal_relative_pose``."""
+    initial = (0.5, 1.0, 0.5, 0.5)
+    k = torch.stack([fx_norm, torch.tensor(1.0), torch.tensor(0.5), torch.tensor(0.5)])[None]
+    axisangle, translation = torch.tensor([[[[0.0, raw_yaw, 0.0]]]]), torch.zeros(1, 1, 1, 3)
+    if relative:
+        axisangle, translation = intrinsics.focal_relative_pose(axisangle, translation, k, initial)
+    from monodepth2_geopt import geometry
+    T = geometry.transformation_from_parameters(axisangle[:, 0], translation[:, 0])
+    K, inv_K = intrinsics.matrices(k, height, width)
+    pix = geometry.rigid_pixels(torch.full((1, 1, height, width), 1e6), K, inv_K, T)
+    col = int(round(width / 2 + x))
+    return pix[0, height // 2, col, 0] - col
+
+
+def test_focal_relative_pose_starts_as_the_plain_pose_and_leaves_roll_and_forward_motion_alone():
+    axisangle, translation = torch.randn(3, 2, 1, 3), torch.randn(3, 2, 1, 3)
+    initial = (0.58, 1.92, 0.5, 0.5)
+    same = intrinsics.focal_relative_pose(axisangle, translation, torch.tensor([initial] * 3), initial)
+    assert torch.equal(same[0], axisangle) and torch.equal(same[1], translation)
+    k = torch.tensor([[0.29, 0.96, 0.5, 0.5], [1.16, 1.92, 0.5, 0.5], [0.58, 3.84, 0.5, 0.5]])
+    a, t = intrinsics.focal_relative_pose(axisangle, translation, k, initial)
+    gx, gy = torch.tensor([2.0, 0.5, 1.0]), torch.tensor([2.0, 1.0, 0.5])  # initial / learned, by hand
+    assert torch.allclose(a[..., 0], axisangle[..., 0] * gy[:, None, None])  # pitch (about x) goes with fy
+    assert torch.allclose(a[..., 1], axisangle[..., 1] * gx[:, None, None])  # yaw (about y) with fx
+    assert torch.allclose(t[..., 0], translation[..., 0] * gx[:, None, None])
+    assert torch.allclose(t[..., 1], translation[..., 1] * gy[:, None, None])
+    assert torch.equal(a[..., 2], axisangle[..., 2]) and torch.equal(t[..., 2], translation[..., 2])
+
+
+def test_focal_relative_pose_leaves_only_second_order_flow_to_train_the_focal_length():
+    """A yaw moves the image by fx tan(w) at the principal point and by fx tan(atan(x / fx) + w) - x at column
+    offset x. Read in focal units (w = raw x fx_init / fx), the motion at the centre barely depends on fx (it is
+    fx0 raw to first order): the plain reading's depends on it fully; so the gradient reaching fx is the second
+    order's, which grows with x^2."""
+    raw = 0.02
+    for relative, expect_centre_ratio in ((False, 1.4), (True, 1.0)):
+        a = yaw_displacement(torch.tensor(0.7), raw, relative, 0.0)
+        b = yaw_displacement(torch.tensor(0.5), raw, relative, 0.0)
+        assert float(a / b) == pytest.approx(expect_centre_ratio, rel=2e-3)
+    fx_px, x = 0.7 * 100, 30.0  # the analytic motion at the edge, focal-relative yaw w = raw x 0.5 / 0.7
+    w = raw * 0.5 / 0.7
+    analytic = fx_px * torch.tan(torch.atan(torch.tensor(x / fx_px)) + w) - x
+    assert abs(float(yaw_displacement(torch.tensor(0.7), raw, True, x)) - abs(float(analytic))) < 1e-3
+    grads = {}
+    for relative in (False, True):
+        for x in (0.0, 30.0):
+            fx = torch.tensor(0.5, requires_grad=True)
+            yaw_displacement(fx, raw, relative, x).backward()
+            grads[relative, x] = abs(float(fx.grad))
+    assert grads[True, 0.0] < 0.01 * grads[False, 0.0]  # first order: no gradient to fx any more
+    assert grads[True, 30.0] > 10 * grads[True, 0.0]  # the second-order motion at the edge still trains it
+
+
 def test_per_scale_matrices_match_prepare_batch_and_invert_exactly():
     k = torch.tensor([[0.58, 1.92, 0.5, 0.5], [0.9, 1.2, 0.3, 0.7]])
     h, w = 64, 160
@@ -121,6 +177,19 @@ def test_gradient_reaches_the_focal_length_and_kitti_calibration_is_ignored(kitt
     head = trainer.models["intrinsics"]
     assert head.bias.grad is not None and (head.bias.grad[:2].abs() > 0).all()  # fx and fy
     assert head.conv.weight.grad.abs().sum() > 0
+
+
+def test_focal_relative_pose_run_still_trains_the_focal_length_and_records_the_option(kitti_tiny, tmp_path):
+    from monodepth2_geopt import checkpoint
+    trainer = tiny_trainer(tmp_path, kitti_tiny.root, kitti_tiny.split, "--png", "--learn_intrinsics",
+                           "--focal_relative_pose", "--intrinsics", 0.7, 1.6, 0.5, 0.5)
+    inputs = prepare_batch(next(iter(trainer.train_loader)), trainer.device, 4)
+    outputs, losses = trainer.task.forward(trainer.nets, inputs, 0)
+    losses["loss"].backward()
+    head = trainer.models["intrinsics"]
+    assert (head.bias.grad[:2].abs() > 0).all()  # through the second-order flow (and the depth's, as before)
+    _, meta = checkpoint.load_state_file(trainer.save_model("check") / "encoder.pth")
+    assert meta.get("focal_relative_pose") is True
 
 
 def test_square_pixels_run_ties_fy_to_the_frames_aspect(kitti_tiny, tmp_path):
@@ -225,6 +294,7 @@ def test_video_folders_train_without_calibration_and_print_per_sequence(tmp_path
     (["--learn_intrinsics", "--pose_model_type", "posecnn"], "separate_resnet"),
     (["--learn_intrinsics", "--intrinsics", 0.5, 1.0, 1.2, 0.5], "inside (0, 1)"),
     (["--square_pixels"], "needs --learn_intrinsics"),
+    (["--focal_relative_pose"], "needs --learn_intrinsics"),
 ])
 def test_bad_flag_combinations_are_refused_in_one_line(flags, words):
     with pytest.raises(InputError) as err:

@@ -88,6 +88,39 @@ def test_evaluate_pose_end_to_end(odom_layout, tmp_path, capsys):
     assert (weights / "poses.npy").is_file()
 
 
+@needs_odom
+def test_focal_relative_pose_models_are_read_with_their_learned_intrinsics(odom_layout, tmp_path):
+    """A --focal_relative_pose model's lateral translation is in units of its learned focal length: with a head that
+    predicts half the initial fx and fy, evaluate_pose reads x and y twice as large as the plain reading, z alike."""
+    import math
+
+    from monodepth2_geopt.networks import IntrinsicsHead
+    from monodepth2_geopt.networks.intrinsics_head import EPS, GAIN, softplus_inverse
+    data_path, test_list = odom_layout
+    plain = make_pose_weights(tmp_path / "plain")
+    head = IntrinsicsHead(512, (0.58, 1.92, 0.5, 0.5))
+    with torch.no_grad():  # predict (0.29, 0.96): half the initial focal lengths
+        head.bias[:2] = torch.tensor([softplus_inverse(0.29 - EPS), softplus_inverse(0.96 - EPS)]) - head.raw_init[:2]
+        head.bias[:2] /= GAIN
+    torch.manual_seed(0)
+    nets = {"encoder": ResnetEncoder(18, False), "pose_encoder": ResnetEncoder(18, False, 2)}
+    nets["pose"] = PoseDecoder(nets["pose_encoder"].num_ch_enc, 1, 2)
+    relative = save_weights_folder(tmp_path / "relative", {**nets, "intrinsics": head}, encoder_meta={
+        "height": 64, "width": 192, "use_stereo": False, "focal_relative_pose": True})
+    poses = {}
+    for name, weights in (("plain", plain), ("relative", relative)):
+        opt = MonodepthOptions().parse(["--eval_split", str(test_list), "--load_weights_folder", str(weights),
+                                        "--data_path", str(data_path), "--png", "--num_workers", "0", "--no_cuda",
+                                        "--eval_out_dir", str(tmp_path / name)])
+        evaluate_pose(opt, log=lambda *a: None)
+        poses[name] = np.load(tmp_path / name / "poses.npy")
+    t_plain, t_rel = poses["plain"][:, :3, 3], poses["relative"][:, :3, 3]
+    assert np.abs(t_plain).min() > 1e-6
+    assert np.allclose(t_rel[:, :2], 2 * t_plain[:, :2], rtol=1e-4)
+    assert np.allclose(t_rel[:, 2], t_plain[:, 2], rtol=1e-5)
+    assert not math.isclose(float(np.abs(poses["relative"][:, :3, :3] - poses["plain"][:, :3, :3]).max()), 0.0)
+
+
 def test_missing_pose_weights_is_a_clear_error(tmp_path):
     weights = make_pose_weights(tmp_path / "w")
     (weights / "pose.pth").unlink()

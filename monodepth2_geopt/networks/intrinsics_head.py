@@ -63,6 +63,12 @@ class IntrinsicsHead(nn.Module):
         self.register_buffer("running_var", torch.zeros(4))
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.int64))
 
+    @property
+    def initial(self) -> torch.Tensor:
+        """[4] the initial normalised intrinsics (from the saved ``raw_init``, so a loaded head knows its own)."""
+        raw = self.raw_init
+        return torch.cat([EPS + F.softplus(raw[:2]), EPS + (1 - 2 * EPS) * torch.sigmoid(raw[2:])])
+
     def forward(self, features: torch.Tensor, source_aspect: torch.Tensor | None = None) -> torch.Tensor:
         """[B, 4] normalised intrinsics. ``source_aspect`` [B] (``--square_pixels``): the width / height, in pixels
         of the source image, of the region the input shows; then fy/H = fx/W x it (one focal length in source
