@@ -35,7 +35,7 @@ SQUARE_K = (0.58, 0.58 * 160 / 64, 0.5, 0.5)  # generate_synthetic.py --square_p
 REAL_SECTION = "Learned intrinsics on real video (issue 14, part 1)"
 
 
-def run(world, log_dir, seed, steps, every, mode, init, true_k=None):
+def run(world, log_dir, seed, steps, every, mode, init, true_k=None, extra_learn=()):
     """mode: "true" (the world's K: the dataset's, or ``true_k`` via --intrinsics), "learn" (--learn_intrinsics
     from ``init``) or "square" (the same with --square_pixels)."""
     data, split = world
@@ -44,6 +44,8 @@ def run(world, log_dir, seed, steps, every, mode, init, true_k=None):
     extra = ["--learn_intrinsics", "--intrinsics", *map(str, init)] if learn else []
     if mode == "square":
         extra.append("--square_pixels")
+    if learn:
+        extra += list(extra_learn)
     if mode == "true" and true_k is not None:
         extra = ["--intrinsics", *map(str, true_k)]
     trainer = make_trainer(["--data_path", data, "--png", "--split", split, "--height", 64, "--width", 160,
@@ -106,14 +108,14 @@ def err(v, t):
     return 100.0 * (v - t) / t
 
 
+def side_text(side: str, per: list, names) -> str:
+    """One side of the drift control: each focal length's initial error and its final errors over seeds."""
+    starts = ", ".join(f"{n} {start:+.1f} %" for n, (start, _) in zip(names, per))
+    ends = ", ".join(f"{n} ends {common.mean_sd(e, '+.1f')} %" for n, (_, e) in zip(names, per))
+    return f"from a guess {side} the truth ({starts}), {ends}"
+
+
 MODE_NAMES = {"learn": "--learn_intrinsics", "square": "--learn_intrinsics --square_pixels"}
-
-
-def mean_sd(values) -> str:
-    import statistics
-    if len(values) == 1:
-        return f"{values[0]:+.1f} (one seed: no spread)"
-    return f"{statistics.mean(values):+.1f} ± {statistics.stdev(values):.1f}"
 
 
 def main():
@@ -129,6 +131,10 @@ def main():
     p.add_argument("--square_pixels", action="store_true",
                    help="a world with square pixels (fy/H 1.45 at 160x64); three runs per seed: true K, "
                         "--learn_intrinsics (free fy) and --learn_intrinsics --square_pixels")
+    p.add_argument("--focal_relative_pose", action="store_true",
+                   help="the learned-intrinsics runs use train.py --focal_relative_pose")
+    p.add_argument("--learned_modes", nargs="+", choices=["learn", "square"], default=None,
+                   help="which learned runs (default: both on a square-pixel world, else learn)")
     p.add_argument("--no_report", action="store_true", help="run and cache only (several processes), no table")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -144,14 +150,18 @@ def main():
         tag += f"_shake{args.camera_shake}"
     if args.square_pixels:
         tag += "_square"
-    modes = ("square", "learn", "true") if args.square_pixels else ("learn", "true")
     init_free = tag.replace(f"_init{'_'.join(map(str, args.init))}", "")  # the true-K run has no initial guess
+    if args.focal_relative_pose:
+        tag += "_frp"
+    learned = args.learned_modes or (["square", "learn"] if args.square_pixels else ["learn"])
+    modes = (*learned, "true")
+    extra_learn = ["--focal_relative_pose"] if args.focal_relative_pose else []
 
     def key_of(seed, mode):
         """Cache key; a true-K run is shared by every --init (found under either key: older runs used the first)."""
         if mode != "true":
             return f"{tag}/seed{seed}/{mode}"
-        default_init = tag.replace(f"_init{'_'.join(map(str, args.init))}",
+        default_init = tag.replace("_frp", "").replace(f"_init{'_'.join(map(str, args.init))}",
                                    f"_init{'_'.join(map(str, p.get_default('init')))}")
         keys = [f"{tag}/seed{seed}/true", f"{init_free}/seed{seed}/true", f"{default_init}/seed{seed}/true"]
         return next((k for k in keys if k in common.read_json(CACHE)), keys[1])
@@ -161,7 +171,7 @@ def main():
                 key = key_of(seed, mode)
                 if key not in common.read_json(CACHE):
                     common.update_json(CACHE, key, run(world, logs, seed, args.steps, args.every, mode, args.init,
-                                                       truth if args.square_pixels else None))
+                                                       truth if args.square_pixels else None, extra_learn))
     if args.no_report:
         return
     cache = common.read_json(CACHE)
@@ -179,24 +189,26 @@ def main():
                          f"{l['test_k'][0]:.3f}±{l['test_sd'][0]:.3f} / {l['test_k'][1]:.3f}±{l['test_sd'][1]:.3f}",
                          t["abs_rel"], l["abs_rel"], change])
     means = "\n".join(
-        f"- {MODE_NAMES[m]}: fx error {mean_sd([v[0] for v in s])} %, fy error {mean_sd([v[1] for v in s])} %, "
-        f"abs_rel change against true K {mean_sd([v[2] for v in s])} % (mean ± sd over seeds {args.seeds})"
+        f"- {MODE_NAMES[m]}: fx error {common.mean_sd([v[0] for v in s], '+.1f')} %, fy error "
+        f"{common.mean_sd([v[1] for v in s], '+.1f')} %, abs_rel change against true K "
+        f"{common.mean_sd([v[2] for v in s], '+.1f')} % (mean ± sd over seeds {args.seeds})"
         for m, s in summary.items())
-    if args.square_pixels:  # the drift control: both initial guesses, when both were run
-        guesses = {"above": [0.7, 1.6, 0.5, 0.5], "below": [0.46, 1.2, 0.5, 0.5]}
+    guesses = {"above": [0.7, 1.6, 0.5, 0.5], "below": [0.46, 1.2, 0.5, 0.5]}  # the drift control
+    for mode in summary:  # when both initial guesses were run: does each focal length move towards the truth?
+        names = ("fx",) if mode == "square" else ("fx", "fy")  # with --square_pixels fy follows fx
         finals = {}
         for side, guess in guesses.items():
             g_tag = tag.replace(f"_init{'_'.join(map(str, args.init))}", f"_init{'_'.join(map(str, guess))}")
-            runs = [cache.get(f"{g_tag}/seed{seed}/square") for seed in args.seeds]
+            runs = [cache.get(f"{g_tag}/seed{seed}/{mode}") for seed in args.seeds]
             if all(runs):
-                finals[side] = (err(guess[0], truth[0]), [err(r["curve"][-1][1], truth[0]) for r in runs])
+                finals[side] = [(err(guess[i], truth[i]), [err(r["curve"][-1][1 + i], truth[i]) for r in runs])
+                                for i in range(len(names))]
         if len(finals) == 2:
-            means += "\n\nThe control, with --square_pixels: " + "; ".join(
-                f"from a guess {start:+.1f} % {side} the truth, fx ends {mean_sd(ends)} %"
-                for side, (start, ends) in finals.items()) + ". " + (
-                "Both move towards the truth: the focal length is learned."
-                if all(abs(e) < abs(start) for start, ends in finals.values() for e in ends) else
-                "It does not move towards the truth from both sides: what it does from one side is a drift, not "
+            moved = all(abs(e) < abs(start) for per in finals.values() for start, ends in per for e in ends)
+            means += (f"\n\nThe control, {MODE_NAMES[mode]}: "
+                      + "; ".join(side_text(side, per, names) for side, per in finals.items()) + ". ") + (
+                "All move towards the truth from both sides: learned." if moved else
+                "Not all move towards the truth from both sides: what they do from one side is a drift, not "
                 "learning.")
     world_text = (f"The world's camera pitches by up to ±{args.camera_shake}° per sine (two sines; roll half of it), "
                   "besides yawing with the road: generate_synthetic.py --camera_shake. "
@@ -232,6 +244,13 @@ def main():
         section = SQUARE_SECTION
     else:
         section = f"{SHAKE_SECTION}, ±{args.camera_shake:g}°" if args.camera_shake else SECTION
+        if args.init != p.get_default("init"):
+            section += f", initial guess {' '.join(f'{v:g}' for v in args.init)}"
+    if args.focal_relative_pose:
+        section += ", --focal_relative_pose"
+        body = ("The learned-intrinsics runs read the pose network's pitch, yaw and lateral translation in units of "
+                "the learned focal length (train.py --focal_relative_pose); the true-K runs are the same as "
+                "without it. " + body)
     common.write_section(section, body, common.command_line())
     print(body)
 
