@@ -355,6 +355,7 @@ class DepthTask:
         outputs = {}
         sources = [f for f in self.frame_ids[1:] if f != "s"]
         aspect = inputs["source_aspect"] if self.square_pixels else None  # --square_pixels: fy from fx
+        initial = checkpoint.unwrap(nets["intrinsics"]).initial if self.focal_relative_pose else None
         if self.pose_model.shares_encoder:
             feats = features
         else:
@@ -368,7 +369,7 @@ class DepthTask:
                 axisangle, translation = nets["pose"](pose_inputs)
                 if self.focal_relative_pose:
                     axisangle, translation = intrinsics.focal_relative_pose(
-                        axisangle, translation, outputs[("intrinsics", f_i)], nets["intrinsics"].initial)
+                        axisangle, translation, outputs[("intrinsics", f_i)], initial, self.square_pixels)
                 outputs[("axisangle", 0, f_i)] = axisangle
                 outputs[("translation", 0, f_i)] = translation
                 outputs[("cam_T_cam", 0, f_i)] = geometry.transformation_from_parameters(
@@ -380,8 +381,8 @@ class DepthTask:
                 outputs.update({("intrinsics", f_i): k for f_i in sources})
             axisangle, translation = nets["pose"](pose_inputs)
             if self.focal_relative_pose:
-                axisangle, translation = intrinsics.focal_relative_pose(axisangle, translation, k,
-                                                                        nets["intrinsics"].initial)
+                axisangle, translation = intrinsics.focal_relative_pose(axisangle, translation, k, initial,
+                                                                        self.square_pixels)
             for i, f_i in enumerate(sources):
                 outputs[("axisangle", 0, f_i)] = axisangle[:, i:i + 1]
                 outputs[("translation", 0, f_i)] = translation[:, i:i + 1]

@@ -218,6 +218,9 @@ def pose_spec(weights_folder: str | os.PathLike) -> Spec:
     from monodepth2_geopt.model_loading import load_pose_model
 
     encoder, decoder, meta = load_pose_model(weights_folder, "cpu")
+    if meta.get("focal_relative_pose"):
+        raise InputError(f"{weights_folder} was trained with --focal_relative_pose: its pose outputs need the "
+                         "learned intrinsics to be read, which the export does not include; export without --pose")
     h, w = int(meta.get("height", 192)), int(meta.get("width", 640))
     return Spec("pose", PoseNet(encoder, decoder).eval(), torch.rand(2, 6, h, w), "frames",
                 ("axisangle", "translation", "T"), {

@@ -33,20 +33,22 @@ def matrices(k: torch.Tensor, height: int, width: int, scale: int = 0) -> tuple[
     return K, inv
 
 
-def focal_relative_pose(axisangle: torch.Tensor, translation: torch.Tensor, k: torch.Tensor,
-                        initial) -> tuple[torch.Tensor, torch.Tensor]:
+def focal_relative_pose(axisangle: torch.Tensor, translation: torch.Tensor, k: torch.Tensor, initial,
+                        square_pixels: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``--focal_relative_pose``: the pose network's outputs [B, ..., 3] read in units of the learned focal length.
 
     A rotation by a small angle w about the camera's y axis (yaw) moves the image by about fx w pixels, plus a
     second-order x^2 w / fx; a lateral translation tx by fx tx / z. With the yaw read as ``w x fx_init / fx`` (and
-    tx, pitch about x and ty the same way with fy; roll and forward motion need no focal length), the first-order
-    motion is the same whatever the focal length, so the focal length is trained only by what observes it: the
-    second-order flow of a rotation. ``k`` [B, 4] the predicted normalised intrinsics, ``initial`` the initial ones
-    (the scale is 1 there, so the networks start as without the option). Returns the pose in radians and training
-    units, as the warp and pose evaluation use it.
+    tx the same way; pitch about x and ty with fy), the first-order motion is the same whatever the focal length,
+    so the focal length is trained only by what observes it: the second-order flow of a rotation. Forward motion
+    needs no focal length; roll's flow depends on fx / fy only (not at all with square pixels), so neither is
+    scaled. ``k`` [B, 4] the predicted normalised intrinsics, ``initial`` the initial ones (the scale is 1 there,
+    so the networks start as without the option); ``square_pixels``: fy follows fx (``--square_pixels``), so it
+    is scaled as fx. Returns the pose in radians and training units, as the warp and pose evaluation use it.
     """
     shape = (-1,) + (1,) * (axisangle.dim() - 2)  # [B, 1, ...] against the outputs' [B, n, (1,) 3]
-    gx, gy = (initial[0] / k[:, 0]).reshape(shape), (initial[1] / k[:, 1]).reshape(shape)
+    gx = (initial[0] / k[:, 0]).reshape(shape)
+    gy = gx if square_pixels else (initial[1] / k[:, 1]).reshape(shape)
     one = torch.ones_like(gx)
     return axisangle * torch.stack([gy, gx, one], -1), translation * torch.stack([gx, gy, one], -1)
 

@@ -77,7 +77,7 @@ def predict_pair_poses(encoder, decoder, loader: DataLoader, device: torch.devic
         if head is not None:
             aspect = batch["source_aspect"].to(device) if square_pixels else None
             k = head(features[-1], aspect)
-            axisangle, translation = focal_relative_pose(axisangle, translation, k, head.initial)
+            axisangle, translation = focal_relative_pose(axisangle, translation, k, head.initial, square_pixels)
         T = transformation_from_parameters(axisangle[:, 0].float(), translation[:, 0].float())
         out.append(T.cpu().double().numpy())
     return np.concatenate(out, 0)
@@ -139,6 +139,9 @@ def evaluate_pose(opt, log: Log = print) -> dict:
     loader = DataLoader(dataset, EVAL_BATCH_SIZE, shuffle=False, num_workers=opt.num_workers,
                         pin_memory=device.type == "cuda", drop_last=False)
     head, square = None, False
+    if (weights_folder / "intrinsics.pth").is_file() and not (weights_folder / "encoder.pth").is_file():
+        log(f"   warning: {weights_folder} has intrinsics.pth but no encoder.pth, which records "
+            "--focal_relative_pose: its poses are read as without it")
     if meta.get("focal_relative_pose"):  # the outputs are in units of the learned focal length
         _, head, _, square = load_predictor(weights_folder, device)
         dataset.return_source_aspect = square

@@ -19,13 +19,14 @@ H, W = 64, 96
 TOLERANCE = 1e-4  # the acceptance bound of issue 15 (max abs difference to PyTorch)
 
 
-def make_weights(folder, seed=0, use_stereo=True):
-    """A depth + pose weights folder at 96x64 with random weights (``seed``)."""
+def make_weights(folder, seed=0, use_stereo=True, **meta):
+    """A depth + pose weights folder at 96x64 with random weights (``seed``); ``meta``: more encoder.pth entries."""
     torch.manual_seed(seed)
     enc, penc = ResnetEncoder(18, False), ResnetEncoder(18, False, 2)
     models = {"encoder": enc, "depth": DepthDecoder(enc.num_ch_enc), "pose_encoder": penc,
               "pose": PoseDecoder(penc.num_ch_enc, 1, 2)}
-    return save_weights_folder(folder, models, encoder_meta={"height": H, "width": W, "use_stereo": use_stereo})
+    return save_weights_folder(folder, models, encoder_meta={"height": H, "width": W, "use_stereo": use_stereo,
+                                                             **meta})
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +124,15 @@ def test_dynamo_onnx_exporter(weights, tmp_path):
     pytest.importorskip("onnxscript", reason="optional: pip install onnxscript (--onnx_exporter dynamo)")
     results = export_model(weights, ["onnx"], tmp_path, onnx_exporter="dynamo", log=lambda s: None)
     assert all(r["max_abs_difference"] < TOLERANCE for r in results.values()), results
+
+
+def test_pose_of_a_focal_relative_pose_model_is_refused_before_anything_is_written(tmp_path):
+    """Its pose outputs are in units of the learned focal length: exported alone they would be wrong radians."""
+    from monodepth2_geopt.errors import InputError
+    weights = make_weights(tmp_path / "w", use_stereo=False, focal_relative_pose=True)
+    with pytest.raises(InputError, match="--focal_relative_pose.*export without --pose"):
+        export_model(weights, ["torchscript"], tmp_path / "out", pose=True, log=lambda s: None)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    export_model(weights, ["torchscript"], tmp_path / "out", check=False, log=lambda s: None)  # depth alone is fine
+    assert (tmp_path / "out" / "disp.pt").is_file()
+

@@ -179,15 +179,42 @@ def test_gradient_reaches_the_focal_length_and_kitti_calibration_is_ignored(kitt
     assert head.conv.weight.grad.abs().sum() > 0
 
 
-def test_focal_relative_pose_run_still_trains_the_focal_length_and_records_the_option(kitti_tiny, tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--pose_model_input", "all"], ["--square_pixels"]],
+                         ids=["pairs", "all", "square_pixels"])
+def test_focal_relative_pose_scales_the_pose_outputs_by_initial_over_learned(kitti_tiny, tmp_path, extra):
+    """With the head moved off its initial guess, each pose output is the plain reading times initial / learned:
+    pitch and ty by fy's ratio (fx's with --square_pixels), yaw and tx by fx's, roll and tz by 1; gradient to fx."""
     from monodepth2_geopt import checkpoint
+    from monodepth2_geopt.networks.intrinsics_head import GAIN
     trainer = tiny_trainer(tmp_path, kitti_tiny.root, kitti_tiny.split, "--png", "--learn_intrinsics",
-                           "--focal_relative_pose", "--intrinsics", 0.7, 1.6, 0.5, 0.5)
-    inputs = prepare_batch(next(iter(trainer.train_loader)), trainer.device, 4)
-    outputs, losses = trainer.task.forward(trainer.nets, inputs, 0)
-    losses["loss"].backward()
+                           "--focal_relative_pose", "--intrinsics", 0.7, 1.6, 0.5, 0.5, *extra)
     head = trainer.models["intrinsics"]
-    assert (head.bias.grad[:2].abs() > 0).all()  # through the second-order flow (and the depth's, as before)
+    with torch.no_grad():
+        head.bias[:2] = torch.tensor([0.3, -0.2]) / GAIN  # fx and fy away from 0.7, 1.6 by different factors
+    inputs = prepare_batch(next(iter(trainer.train_loader)), trainer.device, 4)
+    task = trainer.task
+    plain = task.predict(trainer.nets, inputs)
+    task.focal_relative_pose = False
+    try:
+        raw = task.predict(trainer.nets, inputs)
+    finally:
+        task.focal_relative_pose = True
+    k = plain[("intrinsics", -1)].detach()
+    gx = 0.7 / k[:, 0]
+    gy = gx if "--square_pixels" in extra else 1.6 / k[:, 1]
+    assert (gx - 1).abs().min() > 0.05 and (gy - gx).abs().min() > 0.01 or "--square_pixels" in extra
+    for f in (-1, 1):
+        a, t = plain[("axisangle", 0, f)].detach(), plain[("translation", 0, f)].detach()
+        a0, t0 = raw[("axisangle", 0, f)].detach(), raw[("translation", 0, f)].detach()
+        shape = (-1,) + (1,) * (a.dim() - 2)
+        assert torch.allclose(a[..., 0], a0[..., 0] * gy.reshape(shape), rtol=1e-4, atol=1e-9)
+        assert torch.allclose(a[..., 1], a0[..., 1] * gx.reshape(shape), rtol=1e-4, atol=1e-9)
+        assert torch.allclose(t[..., 0], t0[..., 0] * gx.reshape(shape), rtol=1e-4, atol=1e-9)
+        assert torch.allclose(t[..., 1], t0[..., 1] * gy.reshape(shape), rtol=1e-4, atol=1e-9)
+        assert torch.equal(a[..., 2], a0[..., 2]) and torch.equal(t[..., 2], t0[..., 2])
+    outputs, losses = task.forward(trainer.nets, inputs, 0)
+    losses["loss"].backward()
+    assert head.bias.grad[0].abs() > 0
     _, meta = checkpoint.load_state_file(trainer.save_model("check") / "encoder.pth")
     assert meta.get("focal_relative_pose") is True
 

@@ -90,17 +90,16 @@ def test_evaluate_pose_end_to_end(odom_layout, tmp_path, capsys):
 
 @needs_odom
 def test_focal_relative_pose_models_are_read_with_their_learned_intrinsics(odom_layout, tmp_path):
-    """A --focal_relative_pose model's lateral translation is in units of its learned focal length: with a head that
-    predicts half the initial fx and fy, evaluate_pose reads x and y twice as large as the plain reading, z alike."""
-    import math
-
+    """A --focal_relative_pose model's pose is in units of its learned focal length: with a head that predicts half
+    the initial fx and a quarter of fy, evaluate_pose reads tx and the yaw (about y) twice as large as the plain
+    reading, ty and the pitch (about x) four times, tz and the roll alike."""
     from monodepth2_geopt.networks import IntrinsicsHead
     from monodepth2_geopt.networks.intrinsics_head import EPS, GAIN, softplus_inverse
     data_path, test_list = odom_layout
     plain = make_pose_weights(tmp_path / "plain")
     head = IntrinsicsHead(512, (0.58, 1.92, 0.5, 0.5))
-    with torch.no_grad():  # predict (0.29, 0.96): half the initial focal lengths
-        head.bias[:2] = torch.tensor([softplus_inverse(0.29 - EPS), softplus_inverse(0.96 - EPS)]) - head.raw_init[:2]
+    with torch.no_grad():  # predict (0.29, 0.48): half the initial fx, a quarter of fy
+        head.bias[:2] = torch.tensor([softplus_inverse(0.29 - EPS), softplus_inverse(0.48 - EPS)]) - head.raw_init[:2]
         head.bias[:2] /= GAIN
     torch.manual_seed(0)
     nets = {"encoder": ResnetEncoder(18, False), "pose_encoder": ResnetEncoder(18, False, 2)}
@@ -116,9 +115,13 @@ def test_focal_relative_pose_models_are_read_with_their_learned_intrinsics(odom_
         poses[name] = np.load(tmp_path / name / "poses.npy")
     t_plain, t_rel = poses["plain"][:, :3, 3], poses["relative"][:, :3, 3]
     assert np.abs(t_plain).min() > 1e-6
-    assert np.allclose(t_rel[:, :2], 2 * t_plain[:, :2], rtol=1e-4)
-    assert np.allclose(t_rel[:, 2], t_plain[:, 2], rtol=1e-5)
-    assert not math.isclose(float(np.abs(poses["relative"][:, :3, :3] - poses["plain"][:, :3, :3]).max()), 0.0)
+    assert np.allclose(t_rel, t_plain * [2, 4, 1], rtol=1e-4)
+
+    def small_angles(R):  # axis-angle of a small rotation: the antisymmetric part of R
+        return np.stack([R[:, 2, 1] - R[:, 1, 2], R[:, 0, 2] - R[:, 2, 0], R[:, 1, 0] - R[:, 0, 1]], 1) / 2
+    w_plain, w_rel = small_angles(poses["plain"]), small_angles(poses["relative"])
+    assert np.abs(w_plain).max() < 0.05 and np.abs(w_plain).min() > 1e-7
+    assert np.allclose(w_rel, w_plain * [4, 2, 1], rtol=2e-3, atol=1e-9)  # pitch x4 (fy), yaw x2 (fx), roll x1
 
 
 def test_missing_pose_weights_is_a_clear_error(tmp_path):
