@@ -20,10 +20,12 @@ from pathlib import Path
 import common
 import numpy as np
 import torch
-from PIL import Image
 
-from monodepth2_geopt import geometry
+from monodepth2_geopt import geometry, intrinsics
+from monodepth2_geopt.kitti_layout import parse_split_line, pil_loader, to_uint8_tensor
 from monodepth2_geopt.losses import MinReprojectionConfig, min_reprojection_loss
+from monodepth2_geopt.pose_eval import load_kitti_poses
+from monodepth2_geopt.splits import readlines
 from monodepth2_geopt.tools.experiments import prepare_synthetic
 
 SECTION = "Learned intrinsics: the photometric loss along the focal length, exact depth and motion (issue 14)"
@@ -31,49 +33,35 @@ GAINS = [0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.3]
 
 
 def load_drive(drive: Path, frames: list[int]):
-    img = lambda f: torch.from_numpy(np.asarray(Image.open(drive / "image_02" / "data" / f"{f:010d}.png"),  # noqa
-                                                np.float32) / 255.0).permute(2, 0, 1)
-    colors = {f: img(f) for f in frames}
+    """Colours [3, H, W] in [0, 1] and exact depth [H, W] of the left camera's ``frames``; camera-to-world poses."""
+    colors = {f: to_uint8_tensor(pil_loader(drive / "image_02" / "data" / f"{f:010d}.png")).float() / 255.0
+              for f in frames}
     depth = {f: torch.from_numpy(np.load(drive / "depth" / "image_02" / f"{f:010d}.npy")) for f in frames}
-    poses = np.loadtxt(drive / "poses.txt").reshape(-1, 3, 4)
-    p44 = np.tile(np.eye(4), (len(poses), 1, 1))
-    p44[:, :3] = poses
-    return colors, depth, p44
+    return colors, depth, load_kitti_poses(drive / "poses.txt")
 
 
 def batches(data: Path, split: Path):
-    """Triplets (t-1, t, t+1) of the training split: colours [B, 3, H, W] each, depth [B, 1, H, W] and the
-    target -> source transforms for -1 and +1."""
-    lines = [ln.split() for ln in (split / "train_files.txt").read_text().splitlines() if ln.strip()]
+    """Triplets (t-1, t, t+1) of the training split's left-camera lines: colours [B, 3, H, W] each, depth
+    [B, 1, H, W] and the target -> source transforms for -1 and +1."""
     by_drive: dict[str, list[int]] = {}
-    for folder, frame, side in lines:
+    for folder, frame, side in (parse_split_line(ln) for ln in readlines(split / "train_files.txt")):
         if side == "l":
-            by_drive.setdefault(folder, []).append(int(frame))
+            by_drive.setdefault(folder, []).append(frame)
     out = []
     for folder, frames in sorted(by_drive.items()):
-        need = sorted({f + d for f in frames for d in (-1, 0, 1)})
-        colors, depth, poses = load_drive(data / folder, need)
+        colors, depth, poses = load_drive(data / folder, sorted({f + d for f in frames for d in (-1, 0, 1)}))
         for f in frames:
-            if f - 1 not in colors or f + 1 not in colors:
-                continue
             T = {d: torch.from_numpy(np.linalg.inv(poses[f + d]) @ poses[f]).float() for d in (-1, 1)}
             out.append((colors[f - 1], colors[f], colors[f + 1], depth[f][None], T[-1], T[1]))
-    cols = list(zip(*out))
-    return [torch.stack(c) for c in cols]
-
-
-def intrinsics_matrices(gx: float, gy: float, k_norm, b: int, h: int, w: int):
-    K = torch.eye(4).repeat(b, 1, 1)
-    K[:, 0, 0], K[:, 1, 1] = k_norm[0] * w * gx, k_norm[1] * h * gy
-    K[:, 0, 2], K[:, 1, 2] = k_norm[2] * w, k_norm[3] * h
-    return K, torch.linalg.inv(K)
+    return [torch.stack(c) for c in zip(*out)]
 
 
 def loss_at(gx: float, gy: float, batch, k_norm, automask: bool = True) -> float:
     """The training loss with the exact depth and motions, at focal gains (gx, gy)."""
     prev, tgt, nxt, depth, t_prev, t_next = batch
     b, _, h, w = tgt.shape
-    K, inv_K = intrinsics_matrices(gx, gy, k_norm, b, h, w)
+    fx, fy, cx, cy = k_norm
+    K, inv_K = intrinsics.matrices(torch.tensor([[fx * gx, fy * gy, cx, cy]]).repeat(b, 1), h, w)
     d = torch.where(depth > 0, depth, torch.full_like(depth, 1e4))  # sky: far away
     with torch.no_grad():
         warped = [geometry.sample(src, geometry.rigid_pixels(d, K, inv_K, T)) for src, T in

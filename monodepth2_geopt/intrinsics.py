@@ -77,6 +77,23 @@ def check_intrinsics(k) -> tuple[float, float, float, float]:
 
 
 # ---------------------------------------------------------------------------------------------- inference
+def load_head(weights_folder, device="cpu"):
+    """The intrinsics head (``intrinsics.pth``) of a --learn_intrinsics weights folder, in eval mode."""
+    from pathlib import Path
+
+    from monodepth2_geopt import checkpoint, networks
+    from monodepth2_geopt.errors import InputError
+    folder = Path(weights_folder).expanduser()
+    checkpoint.require_weight_files(folder, ["intrinsics.pth"],
+                                    "train with --learn_intrinsics: its weights folders hold intrinsics.pth")
+    head_state, _ = checkpoint.load_state_file(folder / "intrinsics.pth")
+    if "conv.weight" not in head_state:
+        raise InputError(f"{folder / 'intrinsics.pth'} is not an intrinsics head")
+    head = networks.IntrinsicsHead(head_state["conv.weight"].shape[1])
+    checkpoint.load_into(head, folder / "intrinsics.pth", "intrinsics head")
+    return head.to(device).eval()
+
+
 def load_predictor(weights_folder, device="cpu"):
     """(pose_encoder, intrinsics head, (height, width), square_pixels) of a --learn_intrinsics weights folder, in eval
     mode; ``square_pixels``: trained with --square_pixels (fy follows fx: pass the head the source aspect)."""
@@ -89,16 +106,12 @@ def load_predictor(weights_folder, device="cpu"):
                                     "train with --learn_intrinsics: its weights folders hold intrinsics.pth")
     _, meta = checkpoint.load_state_file(folder / "encoder.pth")
     pose_state, _ = checkpoint.load_state_file(folder / "pose_encoder.pth")
-    head_state, _ = checkpoint.load_state_file(folder / "intrinsics.pth")
     layers = checkpoint.infer_resnet_layers(pose_state)
-    if layers is None or "conv.weight" not in head_state:
-        raise InputError(f"{folder}: pose_encoder.pth / intrinsics.pth are not a ResNet pose encoder and an "
-                         "intrinsics head")
+    if layers is None:
+        raise InputError(f"{folder}: pose_encoder.pth is not a ResNet pose encoder")
     encoder = networks.ResnetEncoder(layers, False, 2)
     checkpoint.load_into(encoder, folder / "pose_encoder.pth", "pose encoder")
-    head = networks.IntrinsicsHead(head_state["conv.weight"].shape[1])
-    checkpoint.load_into(head, folder / "intrinsics.pth", "intrinsics head")
-    return (encoder.to(device).eval(), head.to(device).eval(), (int(meta["height"]), int(meta["width"])),
+    return (encoder.to(device).eval(), load_head(folder, device), (int(meta["height"]), int(meta["width"])),
             bool(meta.get("square_pixels", False)))
 
 

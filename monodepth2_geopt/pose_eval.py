@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from monodepth2_geopt.errors import InputError
 from monodepth2_geopt.geometry import transformation_from_parameters
-from monodepth2_geopt.intrinsics import focal_relative_pose, load_predictor
+from monodepth2_geopt.intrinsics import focal_relative_pose, load_head
 from monodepth2_geopt.metrics import TRACK_LENGTH, snippet_ates
 from monodepth2_geopt.model_loading import load_pose_model
 from monodepth2_geopt.splits import REPO_ROOT, read_split_file, resolve_split_dir
@@ -138,12 +138,12 @@ def evaluate_pose(opt, log: Log = print) -> dict:
                                img_ext=".png" if opt.png else ".jpg")
     loader = DataLoader(dataset, EVAL_BATCH_SIZE, shuffle=False, num_workers=opt.num_workers,
                         pin_memory=device.type == "cuda", drop_last=False)
-    head, square = None, False
+    head, square = None, bool(meta.get("square_pixels", False))
     if (weights_folder / "intrinsics.pth").is_file() and not (weights_folder / "encoder.pth").is_file():
         log(f"   warning: {weights_folder} has intrinsics.pth but no encoder.pth, which records "
             "--focal_relative_pose: its poses are read as without it")
     if meta.get("focal_relative_pose"):  # the outputs are in units of the learned focal length
-        _, head, _, square = load_predictor(weights_folder, device)
+        head = load_head(weights_folder, device)  # the pose encoder and the meta are loaded already
         dataset.return_source_aspect = square
         log("   note: trained with --focal_relative_pose: the poses are read with each pair's learned intrinsics")
     log(f"-> Predicting {len(dataset)} pair poses of sequence {sequence:02d} at {width}x{height} on {device}")
