@@ -22,11 +22,23 @@ if str(ROOT) not in sys.path:  # benchmarks run as `python benchmarks/x.py` from
 from monodepth2_geopt.fileio import atomic_write_text  # noqa: E402  (needs ROOT on sys.path)
 
 
+def cpu_model() -> str:
+    """The CPU's model name and the vector instructions PyTorch uses on it ("AMD EPYC, AVX2"): float results of
+    the same seed differ between CPUs that differ here (the order of sums in the kernels)."""
+    name = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    return f"{name}, {torch.backends.cpu.get_cpu_capability()}"
+
+
 def machine() -> str:
     if torch.cuda.is_available():
         dev = f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
     else:
-        dev = f"CPU only ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+        dev = f"CPU only ({os.cpu_count()} cores, {platform.machine()}, {cpu_model()})"
     return f"{dev}; torch {torch.__version__}; Python {platform.python_version()}"
 
 
