@@ -22,3 +22,107 @@ def test_mean_sd_is_the_mean_and_sample_sd_over_seeds():
 ])
 def test_mean_sd_says_when_seeds_are_missing_or_alone(values, text):
     assert common.mean_sd(values) == text
+
+
+# --- bench_intrinsics: the two-sided drift control's verdict ------------------------------------------------------
+def _verdict(sides):
+    import bench_intrinsics
+    return bench_intrinsics.control_verdict("fx", sides)
+
+
+def test_a_focal_length_that_nears_the_truth_from_both_sides_is_called_learned():
+    assert "moves towards the truth from both sides" in _verdict([(+20.7, [+5.0, -3.0]), (-20.7, [-8.0, +19.0])])
+
+
+@pytest.mark.parametrize("sides", [
+    [(+20.7, [+5.0, +25.0]), (-20.7, [-8.0, -2.0])],  # one seed ends further off than it started
+    [(+20.7, [+8.0, +7.0]), (-20.7, [-33.0, -32.0])],  # a drift downwards: nearer from above, further from below
+    [(+20.7, [+20.7]), (-20.7, [-20.7])],  # stayed put: not nearer
+])
+def test_a_drift_or_a_focal_length_that_stays_put_is_not_called_learned(sides):
+    assert "a drift, not learning" in _verdict(sides)
+
+
+def test_guesses_on_one_side_of_the_truth_make_the_control_one_sided():
+    text = _verdict([(-16.7, [-5.0]), (-37.5, [-10.0])])
+    assert "both guesses are below the truth" in text and "learned" not in text
+
+
+# --- bench_intrinsics: the report from cached runs (no training) ---------------------------------------------------
+def _args(**kw):
+    import bench_intrinsics
+    args = bench_intrinsics.parser().parse_args(["--square_pixels", "--learned_modes", "square", "--seeds", "0", "1"])
+    vars(args).update(kw)
+    return args
+
+
+def _run(abs_rel, fx=None, machine=None):
+    run = {"abs_rel": abs_rel, "curve": [] if fx is None else [[400, fx, fx * 2.5]]}
+    if fx is not None:
+        run.update(test_k=[fx, fx * 2.5, 0.5, 0.5], test_sd=[0.0] * 4)
+    if machine:
+        run["machine"] = machine
+    return run
+
+
+def _cache(args, kept=True, true=True, machines=("A", "A", "A")):
+    import bench_intrinsics as b
+    keys, cache = b.Keys(args), {}
+    for seed in args.seeds:
+        cache[keys.learned(seed, "square", args.init)] = _run(0.27, fx=0.638, machine=machines[0])  # fx +10 %
+        if kept:
+            cache[keys.kept(seed, b.start_k("square", args.init))] = _run(0.30, machine=machines[1])
+        if true:
+            cache[keys.true({}, seed, args.init)] = _run(0.25, machine=machines[2])
+    return cache
+
+
+def test_square_pixel_runs_start_from_fy_over_height_of_fx_times_the_input_aspect():
+    import bench_intrinsics as b
+    assert b.start_k("square", [0.7, 1.6, 0.5, 0.5]) == pytest.approx([0.7, 1.75, 0.5, 0.5])  # 160x64: W/H 2.5
+    assert b.start_k("learn", [0.7, 1.6, 0.5, 0.5]) == [0.7, 1.6, 0.5, 0.5]
+
+
+def test_report_compares_learning_with_the_guess_it_started_from_kept():
+    import bench_intrinsics as b
+    args = _args()
+    _, body, measured_on = b.report(_cache(args), args)
+    assert "the guess kept (--intrinsics 0.7 1.75 0.5 0.5)" in body
+    assert "fx error +10.0 ± 0.0 %" in body
+    assert "abs_rel change against true K +8.0 ± 0.0 %" in body  # learned 0.27 against 0.25
+    assert "abs_rel change against true K +20.0 ± 0.0 %" in body  # kept 0.30 against 0.25
+    # learning lowers abs_rel from +20 % to +8 % of true K's, both seeds; a sign error would print +12.0 or 0 of 2
+    assert "minus the guess it started from, kept (abs_rel change against true K, same seed): -12.0 ± 0.0 points " \
+           "(2 of 2 seeds lower with learning)" in body
+    assert measured_on is None and "more than one machine" not in body
+
+
+def test_report_without_true_k_or_kept_runs_says_not_run():
+    import bench_intrinsics as b
+    args = _args(steps=1600)
+    section, body, _ = b.report(_cache(args, kept=False, true=False), args)
+    assert section.endswith(", 1600 steps, --learn_intrinsics --square_pixels only")
+    assert "abs_rel change against true K not run" in body and "the guess kept" not in body
+
+
+def test_report_names_every_machine_its_runs_came_from_and_the_recheck_gap():
+    import bench_intrinsics as b
+    args = _args()
+    cache = _cache(args, machines=("A", "B", None))
+    cache[b.Keys(args).recheck_prefix(0) + "B"] = _run(0.275, machine="B")
+    _, body, measured_on = b.report(cache, args)
+    assert measured_on == "runs from A / B / not recorded" and "more than one machine" in body
+    assert "seeds [0] again on B: abs_rel 0.2750 against the cached 0.2500 (made on a machine not recorded), " \
+           "+10.0 (one seed: no spread) %" in body
+
+
+def test_a_run_is_compared_with_the_true_k_run_of_its_own_machine_when_there_is_one():
+    import bench_intrinsics as b
+    args = _args()
+    cache = _cache(args, machines=("A", "B", None))
+    cache[b.Keys(args).recheck_prefix(0) + "B"] = _run(0.275, machine="B")  # seed 0's true K, rerun on B
+    _, body, _ = b.report(cache, args)
+    rows = [line for line in body.splitlines() if line.startswith("| ") and "the guess kept" in line]
+    assert "| 0.2750 (same machine) | 0.3 | 9.091 |" in rows[0]  # seed 0 on B: against B's true-K run
+    assert "| 0.2500 | 0.3 | 20 |" in rows[1]  # seed 1: B has no true-K run of it, so the cached one
+    assert "+14.5 ± 7.7 %" in body  # the kept runs' changes, 9.09 and 20
