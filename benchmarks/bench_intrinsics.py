@@ -5,6 +5,8 @@
     python benchmarks/bench_intrinsics.py --seeds 0 1 2 --square_pixels --focal_relative_pose --learned_modes square
     python benchmarks/bench_intrinsics.py --seeds 0 1 2 --camera_shake 3.0   # a camera that pitches and rolls
     python benchmarks/bench_intrinsics.py --seeds 0 1 2 --square_pixels --fixed_guess   # + the guess kept, unlearned
+    python benchmarks/bench_intrinsics.py --seeds 0 1 2 --square_pixels --recheck   # true-K runs again on this CPU
+    python benchmarks/bench_intrinsics.py --seeds 0 1 2 --square_pixels --report_only   # the table from the cache
     python extract_frames.py ../shared/data/videos/solidWhiteRight.mp4 --out_dir /tmp/frames --fps 10 --max_side 320
     python benchmarks/bench_intrinsics.py --real /tmp/frames --steps 150   # real video: is the focal length stable?
 
@@ -15,7 +17,9 @@ for this world: fx/W 0.58, fy/H 1.92, cx = cy = 0.5) and one with --learn_intrin
 learned), the baseline that learning has to beat. Reported: the learned fx, fy (running mean of the training
 predictions, every --every steps, and the mean over the held-out drive's pairs at the end) and their error against
 the truth, and the held-out depth abs_rel (per-image median scaling) of every run. Results are cached per run in
-benchmarks/measured/intrinsics.json, and the table goes to RESULTS.md whatever it shows.
+benchmarks/measured/intrinsics.json with the machine that made them, and the table goes to RESULTS.md whatever it
+shows. The same seed on another CPU trains to a different result (by about the spread over seeds), so a run is
+measured against the true-K run of its own machine where --recheck made one.
 """
 from __future__ import annotations
 
