@@ -358,6 +358,7 @@ class Trainer:
         self.start_time = time.time()
         self.start_step = self.step
         total = self.num_total_steps if max_steps is None else min(max_steps, self.num_total_steps)
+        self.end_step = total  # where this call stops: the progress bar's and the logged time left's end
         self.bar = tqdm(total=total * opt.batch_size * self.dist.world_size, unit="ex", unit_scale=True,
                         dynamic_ncols=True, initial=self.step * opt.batch_size * self.dist.world_size,
                         disable=opt.no_progress or not self.dist.is_main)
@@ -528,7 +529,7 @@ class Trainer:
         done = self.step * self.opt.batch_size * self.dist.world_size
         elapsed = time.time() - self.start_time
         run = self.step - self.start_step
-        left = (self.num_total_steps - self.step) / run * elapsed if run > 0 else 0
+        left = (self.end_step - self.step) / run * elapsed if run > 0 else 0
         rate = self.opt.batch_size * self.dist.world_size / max(duration, 1e-9)
         self.log(f"epoch {self.epoch:>3} | batch {batch_idx:>6} | examples/s: {rate:5.1f} | loss: {loss:.5f} | "
                  f"time elapsed: {sec_to_hm_str(elapsed)} | time left: {sec_to_hm_str(left)} | seen {done}")

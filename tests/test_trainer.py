@@ -363,3 +363,18 @@ def test_cpu_smoke_run_on_real_kitti_frames(kitti_raw_mini, tmp_path):
     with torch.no_grad():
         disp = model(torch.rand(1, 3, 96, 320))
     assert disp.shape == (1, 1, 96, 320) and torch.isfinite(disp).all()
+
+
+def test_the_logged_time_left_counts_to_where_the_call_stops_not_to_num_epochs():
+    """train(max_steps=200) on a run of --num_epochs 1000000 (tools.experiments' budget): 100 steps done in 600 s,
+    100 to go -> 10 minutes left (it printed thousands of hours, counting to the end of --num_epochs)."""
+    import time
+    from types import SimpleNamespace
+
+    from monodepth2_geopt.trainer import Trainer
+    lines = []
+    loop = SimpleNamespace(step=100, start_step=0, end_step=200, num_total_steps=63_000_000, epoch=1,
+                           start_time=time.time() - 600, opt=SimpleNamespace(batch_size=4),
+                           dist=SimpleNamespace(world_size=1), log=lines.append)
+    Trainer.log_time(loop, 36, 0.25, 0.125)
+    assert "time left: 00h10m00s" in lines[0] and "seen 400" in lines[0], lines[0]
