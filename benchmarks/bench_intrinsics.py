@@ -138,6 +138,28 @@ def control_verdict(name: str, sides: list) -> str:
     return f"{name}: does not move towards the truth from both sides: a drift, not learning."
 
 
+def last_third(curve: list) -> tuple[list, list]:
+    """A run's checkpoint a third of the run before its end (the one nearest 2/3 of its last step) and its last:
+    ``curve`` rows are [step, fx/W, fy/H]."""
+    end = curve[-1][0]
+    return min(curve[:-1] or curve, key=lambda c: abs(c[0] - 2 * end / 3)), curve[-1]
+
+
+def late_text(name: str, index: int, truth: float, sides: dict) -> str:
+    """Where the runs were heading when they stopped: per guess (``sides``: guess text -> runs), ``name``'s error
+    (``index`` 0 fx, 1 fy) a third of the run before the end and at the end, and in how many runs it shrank
+    (crossing the truth counts by size: -6 % -> +2 % is nearer)."""
+    parts, span = [], None
+    for guess, runs in sides.items():
+        pairs = [[err(c[1 + index], truth) for c in last_third(r["curve"])] for r in runs]
+        span = [c[0] for c in last_third(runs[0]["curve"])]
+        nearer = sum(abs(b) < abs(a) for a, b in pairs)
+        parts.append(f"from --init {guess} {common.mean_sd([a for a, _ in pairs], '+.1f')} -> "
+                     f"{common.mean_sd([b for _, b in pairs], '+.1f')} % (nearer the truth in {nearer} of "
+                     f"{len(pairs)} runs)")
+    return f"Last third of the runs (step {span[0]} -> {span[1]}), {name}: " + "; ".join(parts) + "."
+
+
 MODE_NAMES = {"learn": "--learn_intrinsics", "square": "--learn_intrinsics --square_pixels"}
 ASPECT = 160 / 64  # the runs' W/H: with --square_pixels, fy/H = fx/W x W/H
 DEFAULT_INIT = [0.70, 1.60, 0.5, 0.5]
@@ -188,8 +210,8 @@ def learned_modes(args) -> list:
     return args.learned_modes or (["square", "learn"] if args.square_pixels else ["learn"])
 
 
-def report(cache: dict, args) -> tuple[str, str, str | None]:
-    """RESULTS.md's section name, body and (when its runs came from several machines) its Machine line, from the
+def report(cache: dict, args) -> tuple[str, str, str]:
+    """RESULTS.md's section name, body and Machine line (the machines its runs came from), from the
     cached runs of ``args``'s configuration: learned runs, kept guesses and true-K runs, whichever are cached."""
     keys, truth = Keys(args), (SQUARE_K if args.square_pixels else TRUE_K)
     learned = learned_modes(args)
@@ -269,21 +291,23 @@ def report(cache: dict, args) -> tuple[str, str, str | None]:
     means = "\n".join(lines)
     for mode in learned:  # both guesses run: does each focal length move towards the truth?
         names = ("fx",) if mode == "square" else ("fx", "fy")  # with --square_pixels fy follows fx
-        finals = {}
+        finals, sides = {}, {}
         for guess in GUESSES:
             runs = [cache.get(keys.learned(seed, mode, guess)) for seed in args.seeds]
             if all(runs):
+                text = " ".join(f"{v:g}" for v in guess)
                 starts = [err(v, t) for v, t in zip(start_k(mode, guess)[:2], truth[:2])]
-                finals[" ".join(f"{v:g}" for v in guess)] = [
-                    (starts[i], [err(r["curve"][-1][1 + i], truth[i]) for r in runs]) for i in range(len(names))]
+                finals[text] = [(starts[i], [err(r["curve"][-1][1 + i], truth[i]) for r in runs])
+                                for i in range(len(names))]
+                sides[text] = runs
         if len(finals) == 2:
             means += f"\n\nThe control, {MODE_NAMES[mode]}: " + "; ".join(
                 side_text(init, per, names) for init, per in finals.items()) + ". " + " ".join(
                 control_verdict(n, [per[i] for per in finals.values()]) for i, n in enumerate(names))
+            means += "\n\n" + " ".join(late_text(n, i, truth[i], sides) for i, n in enumerate(names))
     hosts = sorted({r.get("machine", "not recorded") for r in used})
-    measured_on = None
+    measured_on = hosts[0] if len(hosts) == 1 else "runs from " + " / ".join(hosts)  # not the reporting machine
     if len(hosts) > 1:
-        measured_on = "runs from " + " / ".join(hosts)
         means += ("\n\nThese runs come from more than one machine (" + " / ".join(hosts) + "). The same seed's runs "
                   "share data and initialisation, but their floating-point results differ between CPUs, and "
                   "training amplifies the difference: compare runs made on different machines by their means and "

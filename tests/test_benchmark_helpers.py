@@ -94,7 +94,7 @@ def test_report_compares_learning_with_the_guess_it_started_from_kept():
     # learning lowers abs_rel from +20 % to +8 % of true K's, both seeds; a sign error would print +12.0 or 0 of 2
     assert "minus the guess it started from, kept (abs_rel change against true K, same seed): -12.0 ± 0.0 points " \
            "(2 of 2 seeds lower with learning)" in body
-    assert measured_on is None and "more than one machine" not in body
+    assert measured_on == "A" and "more than one machine" not in body  # the runs' machine, not the reporter's
 
 
 def test_report_without_true_k_or_kept_runs_says_not_run():
@@ -126,3 +126,17 @@ def test_a_run_is_compared_with_the_true_k_run_of_its_own_machine_when_there_is_
     assert "| 0.2750 (same machine) | 0.3 | 9.091 |" in rows[0]  # seed 0 on B: against B's true-K run
     assert "| 0.2500 | 0.3 | 20 |" in rows[1]  # seed 1: B has no true-K run of it, so the cached one
     assert "+14.5 ± 7.7 %" in body  # the kept runs' changes, 9.09 and 20
+
+
+def test_the_last_third_counts_a_run_that_crosses_the_truth_by_the_size_of_its_error():
+    import bench_intrinsics as b
+    truth = 0.5
+
+    def run(*fx):  # fx/W at steps 400, 800, 1200
+        return {"curve": [[400 * (i + 1), v, 1.0] for i, v in enumerate(fx)]}
+    above = [run(0.70, 0.60, 0.55), run(0.70, 0.55, 0.60)]  # +20 -> +10 % nearer; +10 -> +20 % further
+    below = [run(0.40, 0.47, 0.51), run(0.40, 0.49, 0.53)]  # -6 -> +2 % nearer; -2 -> +6 % further (crossed)
+    text = b.late_text("fx", 0, truth, {"0.7": above, "0.4": below})
+    assert text.startswith("Last third of the runs (step 800 -> 1200), fx: ")
+    assert "from --init 0.7 +15.0 ± 7.1 -> +15.0 ± 7.1 % (nearer the truth in 1 of 2 runs)" in text
+    assert "from --init 0.4 -4.0 ± 2.8 -> +4.0 ± 2.8 % (nearer the truth in 1 of 2 runs)" in text
