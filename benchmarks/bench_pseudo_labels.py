@@ -117,7 +117,7 @@ def run(world, logs, labels, seed, steps, condition, weight=0.1):
                           labels.get(condition), weight)
     stats = train_steps(trainer, steps)
     out = {"metrics": held_out(data, split, weights=stats["weights"]), "seconds": stats["seconds"],
-           "last_loss": stats["last_loss"]}
+           "last_loss": stats["last_loss"], "machine": common.machine()}
     shutil.rmtree(Path(logs) / f"{condition}_{seed}")  # checkpoints are ~0.3 GB each
     print(condition, seed, out, flush=True)
     return out
@@ -326,7 +326,9 @@ def main():
     section = SECTION if conditions == list(CONDITIONS) else (
         f"{SECTION}: {', '.join(conditions)}, {args.steps} steps, weight {args.pseudo_label_weight:g}")
     if not args.no_write:
-        common.write_section(section, body, common.command_line())
+        hosts = sorted({cache[key(s, c)].get("machine", "not recorded") for s in args.seeds for c in conditions})
+        common.write_section(section, body, common.command_line(),
+                             hosts[0] if len(hosts) == 1 else "runs from " + " / ".join(hosts))
     print(body)
 
 
