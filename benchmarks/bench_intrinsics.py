@@ -163,6 +163,7 @@ def late_text(name: str, index: int, truth: float, sides: dict) -> str:
 MODE_NAMES = {"learn": "--learn_intrinsics", "square": "--learn_intrinsics --square_pixels"}
 ASPECT = 160 / 64  # the runs' W/H: with --square_pixels, fy/H = fx/W x W/H
 DEFAULT_INIT = [0.70, 1.60, 0.5, 0.5]
+DEFAULT_STEPS = 400  # a section name says its budget only when it is not this
 GUESSES = ([0.7, 1.6, 0.5, 0.5], [0.46, 1.2, 0.5, 0.5])  # the drift control: one guess above the truth, one below
 
 
@@ -206,8 +207,12 @@ class Keys:
         return f"recheck/{self.base}/seed{seed}/true/"  # + the machine: one recheck per machine
 
 
+def default_modes(args) -> list:
+    return ["square", "learn"] if args.square_pixels else ["learn"]
+
+
 def learned_modes(args) -> list:
-    return args.learned_modes or (["square", "learn"] if args.square_pixels else ["learn"])
+    return args.learned_modes or default_modes(args)
 
 
 def report(cache: dict, args) -> tuple[str, str, str]:
@@ -306,7 +311,7 @@ def report(cache: dict, args) -> tuple[str, str, str]:
                 control_verdict(n, [per[i] for per in finals.values()]) for i, n in enumerate(names))
             means += "\n\n" + " ".join(late_text(n, i, truth[i], sides) for i, n in enumerate(names))
     hosts = sorted({r.get("machine", "not recorded") for r in used})
-    measured_on = hosts[0] if len(hosts) == 1 else "runs from " + " / ".join(hosts)  # not the reporting machine
+    measured_on = common.machines_of(used)
     if len(hosts) > 1:
         means += ("\n\nThese runs come from more than one machine (" + " / ".join(hosts) + "). The same seed's runs "
                   "share data and initialisation, but their floating-point results differ between CPUs, and "
@@ -367,10 +372,9 @@ def report(cache: dict, args) -> tuple[str, str, str]:
         section = f"{SHAKE_SECTION}, ±{args.camera_shake:g}°" if args.camera_shake else SECTION
     if list(args.init) != DEFAULT_INIT:
         section += f", initial guess {' '.join(f'{v:g}' for v in args.init)}"
-    if args.steps != 400:
+    if args.steps != DEFAULT_STEPS:
         section += f", {args.steps} steps"
-    default_modes = ["square", "learn"] if args.square_pixels else ["learn"]
-    if args.learned_modes and sorted(args.learned_modes) != sorted(default_modes):
+    if args.learned_modes and sorted(args.learned_modes) != sorted(default_modes(args)):
         section += f", {' and '.join(MODE_NAMES[m] for m in args.learned_modes)} only"
     if args.focal_relative_pose:
         section += ", --focal_relative_pose"
@@ -388,7 +392,7 @@ def pct(changes) -> str:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser()
-    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     p.add_argument("--every", type=int, default=50)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--init", type=float, nargs=4, default=DEFAULT_INIT)

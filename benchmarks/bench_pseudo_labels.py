@@ -326,9 +326,8 @@ def main():
     section = SECTION if conditions == list(CONDITIONS) else (
         f"{SECTION}: {', '.join(conditions)}, {args.steps} steps, weight {args.pseudo_label_weight:g}")
     if not args.no_write:
-        hosts = sorted({cache[key(s, c)].get("machine", "not recorded") for s in args.seeds for c in conditions})
         common.write_section(section, body, common.command_line(),
-                             hosts[0] if len(hosts) == 1 else "runs from " + " / ".join(hosts))
+                             common.machines_of(cache[key(s, c)] for s in args.seeds for c in conditions))
     print(body)
 
 

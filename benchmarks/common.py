@@ -50,6 +50,13 @@ def table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def machines_of(runs) -> str:
+    """RESULTS.md's Machine line for a table of cached runs: the machines they were made on (each run's "machine",
+    "not recorded" where it has none), not the machine that writes the table."""
+    hosts = sorted({r.get("machine", "not recorded") for r in runs})
+    return hosts[0] if len(hosts) == 1 else "runs from " + " / ".join(hosts)
+
+
 def mean_sd(values, fmt: str = ".4f") -> str:
     """'mean ± sd' (sample sd, over seeds) of the measured values, ``fmt`` for both (the sd without a sign);
     None = not run: counted as "(n=k)", and "not run" when nothing was. One value says it has no spread."""

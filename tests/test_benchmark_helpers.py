@@ -140,3 +140,20 @@ def test_the_last_third_counts_a_run_that_crosses_the_truth_by_the_size_of_its_e
     assert text.startswith("Last third of the runs (step 800 -> 1200), fx: ")
     assert "from --init 0.7 +15.0 ± 7.1 -> +15.0 ± 7.1 % (nearer the truth in 1 of 2 runs)" in text
     assert "from --init 0.4 -4.0 ± 2.8 -> +4.0 ± 2.8 % (nearer the truth in 1 of 2 runs)" in text
+
+
+def test_report_only_names_the_first_learned_run_missing_from_the_cache_and_trains_nothing(tmp_path, monkeypatch):
+    import bench_intrinsics as b
+    cache = tmp_path / "intrinsics.json"
+    cache.write_text("{}")
+    monkeypatch.setattr(b, "CACHE", cache)
+    monkeypatch.setattr("sys.argv", ["bench_intrinsics.py", "--report_only", "--square_pixels", "--seeds", "0"])
+    with pytest.raises(SystemExit) as stop:
+        b.main()
+    assert str(stop.value) == (f"error: --report_only: steps400_init0.7_1.6_0.5_0.5_square/seed0/square is not in "
+                               f"{cache}; run without --report_only")
+
+
+def test_the_machine_line_names_the_runs_machines():
+    assert common.machines_of([{"machine": "B"}, {"machine": "A"}, {}]) == "runs from A / B / not recorded"
+    assert common.machines_of([{"machine": "A"}, {"machine": "A"}]) == "A"
