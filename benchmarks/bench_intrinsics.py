@@ -186,7 +186,8 @@ class Keys:
     def __init__(self, args):
         world = (f"_shake{args.camera_shake}" if args.camera_shake else "") + ("_square" if args.square_pixels else "")
         self.base = f"steps{args.steps}{world}"
-        self.frp = "_frp" if args.focal_relative_pose else ""
+        self.frp = ("_frp" if args.focal_relative_pose else "") + \
+            (f"_warm{args.intrinsics_warmup}" if args.intrinsics_warmup else "")
         self.steps, self.world = args.steps, world
 
     def tag(self, init, frp: bool = True) -> str:
@@ -381,6 +382,11 @@ def report(cache: dict, args) -> tuple[str, str, str]:
         body = ("The learned-intrinsics runs read the pose network's pitch, yaw and lateral translation in units of "
                 "the learned focal length (train.py --focal_relative_pose); the true-K and kept-guess runs are the "
                 "same as without it. " + body)
+    if args.intrinsics_warmup:
+        section += f", --intrinsics_warmup {args.intrinsics_warmup}"
+        body = (f"The learned intrinsics stay at the initial guess for the first {args.intrinsics_warmup} steps "
+                "(train.py --intrinsics_warmup: the head gets no gradient while depth and pose learn the scene). "
+                + body)
     return section, body, measured_on
 
 
@@ -405,6 +411,9 @@ def parser() -> argparse.ArgumentParser:
                         "--learn_intrinsics (free fy) and --learn_intrinsics --square_pixels")
     p.add_argument("--focal_relative_pose", action="store_true",
                    help="the learned-intrinsics runs use train.py --focal_relative_pose")
+    p.add_argument("--intrinsics_warmup", type=int, default=0,
+                   help="the learned-intrinsics runs use train.py --intrinsics_warmup N (K held at the guess for "
+                        "the first N steps)")
     p.add_argument("--learned_modes", nargs="+", choices=["learn", "square"], default=None,
                    help="which learned runs (default: both on a square-pixel world, else learn)")
     p.add_argument("--fixed_guess", action="store_true",
@@ -444,6 +453,8 @@ def main():
     true_k = truth if args.square_pixels else None  # the dataset's own K is exact on the default world
     keys = Keys(args)
     extra_learn = ["--focal_relative_pose"] if args.focal_relative_pose else []
+    if args.intrinsics_warmup:
+        extra_learn += ["--intrinsics_warmup", str(args.intrinsics_warmup)]
     with tempfile.TemporaryDirectory() as logs:
         def ensure(key, seed, mode, init):
             if key not in common.read_json(CACHE):

@@ -70,6 +70,12 @@ def validate_options(opt) -> None:
     if getattr(opt, "focal_relative_pose", False) and not learn:
         raise InputError("--focal_relative_pose reads the pose in units of the learned focal length: it needs "
                          "--learn_intrinsics")
+    warmup = getattr(opt, "intrinsics_warmup", 0)
+    if warmup < 0:
+        raise InputError(f"--intrinsics_warmup must be >= 0 steps, got {warmup}")
+    if warmup and not learn:
+        raise InputError("--intrinsics_warmup holds the learned intrinsics at the initial guess: it needs "
+                         "--learn_intrinsics")
     if learn and opt.pose_model_type != "separate_resnet":
         raise InputError("--learn_intrinsics needs --pose_model_type separate_resnet (the intrinsics head reads the "
                          "pose encoder's features of each pair)")
@@ -133,6 +139,7 @@ class DepthTask:
         self.learn_intrinsics = bool(getattr(opt, "learn_intrinsics", False))
         self.square_pixels = self.learn_intrinsics and bool(getattr(opt, "square_pixels", False))
         self.focal_relative_pose = self.learn_intrinsics and bool(getattr(opt, "focal_relative_pose", False))
+        self.intrinsics_warmup = int(getattr(opt, "intrinsics_warmup", 0)) if self.learn_intrinsics else 0
         self.loss_cfg = MinReprojectionConfig(avg_reprojection=opt.avg_reprojection,
                                               automask=not opt.disable_automasking, no_ssim=opt.no_ssim)
         self.warmup_loss_cfg = dataclasses.replace(self.loss_cfg, automask=False)
@@ -326,13 +333,14 @@ class DepthTask:
 
     # ------------------------------------------------------------------ forward and objective
     def forward(self, nets: dict[str, nn.Module], inputs: dict, step: int) -> tuple[dict, dict]:
-        outputs = self.predict(nets, inputs)
+        outputs = self.predict(nets, inputs, step)
         self.generate_images_pred(inputs, outputs)
         losses = self.compute_losses(inputs, outputs, step)
         return outputs, losses
 
-    def predict(self, nets: dict[str, nn.Module], inputs: dict) -> dict:
-        """Disparities (and masks, poses) from the networks, in bf16 under --amp, returned in fp32."""
+    def predict(self, nets: dict[str, nn.Module], inputs: dict, step: int | None = None) -> dict:
+        """Disparities (and masks, poses) from the networks, in bf16 under --amp, returned in fp32. ``step``: the
+        training step (None: after training, so the intrinsics head is past --intrinsics_warmup)."""
         opt = self.opt
         with self.rt.autocast():
             if self.pose_model.shares_encoder:
@@ -347,12 +355,17 @@ class DepthTask:
                 mask_out = nets["predictive_mask"](features[0])
                 outputs.update({("predictive_mask", "disp", s): v for (_, s), v in mask_out.items()})
             if self.use_pose_net:
-                outputs.update(self.predict_poses(nets, inputs, features))
+                outputs.update(self.predict_poses(nets, inputs, features, step))
         return {k: v.float() for k, v in outputs.items()}
 
-    def predict_poses(self, nets: dict[str, nn.Module], inputs: dict, features: dict) -> dict:
+    def predict_poses(self, nets: dict[str, nn.Module], inputs: dict, features: dict, step: int | None = None) -> dict:
         """Relative camera poses target<->source; pairs are always fed in temporal order."""
         outputs = {}
+        held = step is not None and step < self.intrinsics_warmup  # --intrinsics_warmup: no gradient to the head
+
+        def head(features_):  # the head's weights get no gradient while held, so it predicts the initial guess
+            k = nets["intrinsics"](features_, aspect)
+            return k.detach() if held else k
         sources = [f for f in self.frame_ids[1:] if f != "s"]
         aspect = inputs["source_aspect"] if self.square_pixels else None  # --square_pixels: fy from fx
         initial = checkpoint.unwrap(nets["intrinsics"]).initial if self.focal_relative_pose else None
@@ -365,7 +378,7 @@ class DepthTask:
                 pair = [feats[f_i], feats[0]] if f_i < 0 else [feats[0], feats[f_i]]
                 pose_inputs = self.pose_model.inputs(nets, pair)
                 if self.learn_intrinsics:  # per pair: the warp of this pair uses its own K
-                    outputs[("intrinsics", f_i)] = nets["intrinsics"](pose_inputs[0][-1], aspect)
+                    outputs[("intrinsics", f_i)] = head(pose_inputs[0][-1])
                 axisangle, translation = nets["pose"](pose_inputs)
                 if self.focal_relative_pose:
                     axisangle, translation = intrinsics.focal_relative_pose(
@@ -377,7 +390,7 @@ class DepthTask:
         else:
             pose_inputs = self.pose_model.inputs(nets, [feats[f] for f in [0] + sources])
             if self.learn_intrinsics:  # one K for the whole snippet, shared by its sources
-                k = nets["intrinsics"](pose_inputs[0][-1], aspect)
+                k = head(pose_inputs[0][-1])
                 outputs.update({("intrinsics", f_i): k for f_i in sources})
             axisangle, translation = nets["pose"](pose_inputs)
             if self.focal_relative_pose:

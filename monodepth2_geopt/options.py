@@ -126,6 +126,10 @@ class MonodepthOptions:
                             "in units of the learned focal length (x initial / learned), so the first-order image "
                             "motion does not depend on the focal length and only what does (rotation's "
                             "second-order flow) trains it (experimental, issue 14)")
+        g.add_argument("--intrinsics_warmup", type=int, default=0,
+                       help="with --learn_intrinsics: steps for which the intrinsics stay at the initial guess (the "
+                            "head gets no gradient) while depth and pose learn the scene; a focal length learned "
+                            "from an untrained depth network first drifts away from the truth (issue 14)")
         g.add_argument("--image_cache", type=str, default=None,
                        help="folder of pre-resized uint8 frames written by prepare_cache.py (workers then skip "
                             "JPEG decoding and resizing)")

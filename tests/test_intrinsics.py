@@ -179,6 +179,32 @@ def test_gradient_reaches_the_focal_length_and_kitti_calibration_is_ignored(kitt
     assert head.conv.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("extra", [[], ["--focal_relative_pose"], ["--pose_model_input", "all"]],
+                         ids=["plain", "focal_relative_pose", "all"])
+def test_intrinsics_warmup_holds_the_guess_and_then_lets_the_gradient_through(kitti_tiny, tmp_path, extra):
+    """--intrinsics_warmup N: before step N the head gets no gradient (its weights, at zero, keep predicting the
+    guess) while the rest of the loss trains as usual; from step N on it is as without the option. The pose
+    outputs are the same either way (the head's prediction is the same number; only its gradient is cut)."""
+    trainer = tiny_trainer(tmp_path, kitti_tiny.root, kitti_tiny.split, "--png", "--learn_intrinsics",
+                           "--intrinsics", 0.7, 1.6, 0.5, 0.5, "--intrinsics_warmup", 3, *extra)
+    head, task = trainer.models["intrinsics"], trainer.task
+    inputs = prepare_batch(next(iter(trainer.train_loader)), trainer.device, 4)
+    grads = {}
+    for step in (0, 2, 3, 10):
+        trainer.model_optimizer.zero_grad(set_to_none=True)
+        outputs, losses = task.forward(trainer.nets, inputs, step)
+        assert torch.allclose(outputs[("intrinsics", -1)], torch.tensor([[0.7, 1.6, 0.5, 0.5]] * 2), atol=1e-5)
+        losses["loss"].backward()
+        grads[step] = head.bias.grad
+        assert all(p.grad is not None for p in trainer.models["pose"].parameters())  # the pose still trains
+    assert grads[0] is None and grads[2] is None  # held: nothing reaches the head
+    assert grads[3] is not None and (grads[3][:2].abs() > 0).all() and grads[10] is not None
+    held = task.predict(trainer.nets, inputs, 0)
+    free = task.predict(trainer.nets, inputs, 3)
+    for f in (-1, 1):
+        assert torch.equal(held[("cam_T_cam", 0, f)], free[("cam_T_cam", 0, f)])
+
+
 @pytest.mark.parametrize("extra", [[], ["--pose_model_input", "all"], ["--square_pixels"]],
                          ids=["pairs", "all", "square_pixels"])
 def test_focal_relative_pose_scales_the_pose_outputs_by_initial_over_learned(kitti_tiny, tmp_path, extra):
@@ -322,6 +348,8 @@ def test_video_folders_train_without_calibration_and_print_per_sequence(tmp_path
     (["--learn_intrinsics", "--intrinsics", 0.5, 1.0, 1.2, 0.5], "inside (0, 1)"),
     (["--square_pixels"], "needs --learn_intrinsics"),
     (["--focal_relative_pose"], "needs --learn_intrinsics"),
+    (["--intrinsics_warmup", 100], "needs --learn_intrinsics"),
+    (["--learn_intrinsics", "--intrinsics_warmup", -1], "must be >= 0"),
 ])
 def test_bad_flag_combinations_are_refused_in_one_line(flags, words):
     with pytest.raises(InputError) as err:
