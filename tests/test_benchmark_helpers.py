@@ -97,6 +97,23 @@ def test_report_compares_learning_with_the_guess_it_started_from_kept():
     assert measured_on == "A" and "more than one machine" not in body  # the runs' machine, not the reporter's
 
 
+def test_warmup_runs_are_cached_apart_and_share_the_kept_and_true_k_references():
+    """--intrinsics_warmup changes what the learned runs do, so they get their own cache keys (a plain run must not
+    be reported as a warmup run); the kept-guess and true-K runs learn nothing and are shared."""
+    import bench_intrinsics as b
+    plain, warm = _args(), _args(intrinsics_warmup=400)
+    assert b.Keys(warm).learned(0, "square", warm.init) != b.Keys(plain).learned(0, "square", plain.init)
+    assert b.Keys(warm).learned(0, "square", warm.init).split("/")[0].endswith("_warm400")
+    k = b.start_k("square", warm.init)
+    assert b.Keys(warm).kept(0, k) == b.Keys(plain).kept(0, k)
+    assert b.Keys(warm).true({}, 0, warm.init) == b.Keys(plain).true({}, 0, plain.init)
+    section, body, _ = b.report(_cache(warm), warm)
+    assert section.endswith(", --intrinsics_warmup 400") and "first 400 steps" in body
+    assert "minus the guess it started from, kept" in body  # the plain kept runs are its baseline
+    with pytest.raises(KeyError):  # a cache of plain runs has no warmup run to report
+        b.report(_cache(plain), warm)
+
+
 def test_report_without_true_k_or_kept_runs_says_not_run():
     import bench_intrinsics as b
     args = _args(steps=1600)
