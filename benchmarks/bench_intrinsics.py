@@ -179,19 +179,20 @@ def k_text(k) -> str:
 class Keys:
     """Cache keys of one configuration (world, budget, initial guess, variant) in benchmarks/measured/intrinsics.json.
 
-    Learned runs: ``steps400_init0.7_1.6_0.5_0.5[_shake3.0][_square][_frp]/seed0/square``. A true-K run has no guess
-    and is shared by every guess and variant (older runs stored it under a guess's key, which is also looked up).
+    Learned runs: ``steps400_init0.7_1.6_0.5_0.5[_shake3.0][_square][_frp][_warm400]/seed0/square``. A true-K run
+    has no guess and is shared by every guess and variant (older runs stored it under a guess's key, which is also
+    looked up).
     A kept-guess run learns nothing, so it is keyed by the K it keeps and shared by the variants."""
 
     def __init__(self, args):
         world = (f"_shake{args.camera_shake}" if args.camera_shake else "") + ("_square" if args.square_pixels else "")
         self.base = f"steps{args.steps}{world}"
-        self.frp = ("_frp" if args.focal_relative_pose else "") + \
+        self.variant = ("_frp" if args.focal_relative_pose else "") + \
             (f"_warm{args.intrinsics_warmup}" if args.intrinsics_warmup else "")
         self.steps, self.world = args.steps, world
 
-    def tag(self, init, frp: bool = True) -> str:
-        return f"steps{self.steps}_init{'_'.join(map(str, init))}{self.world}{self.frp if frp else ''}"
+    def tag(self, init, variant: bool = True) -> str:
+        return f"steps{self.steps}_init{'_'.join(map(str, init))}{self.world}{self.variant if variant else ''}"
 
     def learned(self, seed, mode, init) -> str:
         return f"{self.tag(init)}/seed{seed}/{mode}"

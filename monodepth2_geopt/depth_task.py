@@ -361,14 +361,14 @@ class DepthTask:
     def predict_poses(self, nets: dict[str, nn.Module], inputs: dict, features: dict, step: int | None = None) -> dict:
         """Relative camera poses target<->source; pairs are always fed in temporal order."""
         outputs = {}
-        held = step is not None and step < self.intrinsics_warmup  # --intrinsics_warmup: no gradient to the head
-
-        def head(features_):  # the head's weights get no gradient while held, so it predicts the initial guess
-            k = nets["intrinsics"](features_, aspect)
-            return k.detach() if held else k
         sources = [f for f in self.frame_ids[1:] if f != "s"]
         aspect = inputs["source_aspect"] if self.square_pixels else None  # --square_pixels: fy from fx
         initial = checkpoint.unwrap(nets["intrinsics"]).initial if self.focal_relative_pose else None
+        held = step is not None and step < self.intrinsics_warmup  # --intrinsics_warmup
+
+        def head(features_):  # held: run without a graph (no gradient, and DDP expects none), so the head's
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not held):  # weights stay at the guess
+                return nets["intrinsics"](features_, aspect)
         if self.pose_model.shares_encoder:
             feats = features
         else:
