@@ -312,9 +312,9 @@ def main():
     body = (f"M from scratch at {WIDTH}x{HEIGHT}, batch 4, {args.steps} steps per run (the teacher of (c): "
             f"{args.teacher_steps} steps, seed 100), seeds {args.seeds}; synthetic world of {args.drives} drives x "
             f"{args.frames} frames, the last {n_test} drive(s) held out ({n_test * args.frames} test frames). "
-            f"--pseudo_label_weight {args.pseudo_label_weight:g}, median/MAD alignment. The "
-            f"budget was sized to about an hour of one CPU core on a shared machine (training time in all: "
-            f"{seconds / 60:.0f} min), so every run is far from converged: these are short-budget effects.\n\n"
+            f"--pseudo_label_weight {args.pseudo_label_weight:g}, median/MAD alignment. Training time in all: "
+            f"{seconds / 60:.0f} min of one CPU core on a shared machine; every run is far from converged: these are "
+            f"short-budget effects.\n\n"
             + common.table(["condition", "abs_rel (median)", "δ<1.25 (median)", "abs_rel (lsqr)", "δ<1.25 (lsqr)",
                             "abs_rel per seed", "teacher's own abs_rel median / lsqr"], rows)
             + "\n\nmean ± sd over seeds. Teachers' own accuracy: (b) its noisy labels of the test frames (median "
