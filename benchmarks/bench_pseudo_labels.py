@@ -17,7 +17,10 @@ lr 2e-4, --automask_warmup 30% of the steps), 3 seeds each:
 --pseudo_label_weight 0.1 (the default), median/MAD alignment (the default). Evaluation on the held-out drives
 (the world's test split, 2 drives never trained on): abs_rel and delta < 1.25 with per-image median scaling (the
 mono protocol), and with --align lsqr (scale and shift in disparity: the invariance the loss has). The teachers'
-own held-out accuracy is measured the same way (labels as --ext_disp_to_eval). Runs are cached in
+own held-out accuracy is measured the same way (labels as --ext_disp_to_eval). --seen_frames also evaluates
+every run on 50 frames it was trained on (target frames of the train split, spread over its drives), where the
+perfect teacher's labels were the student's targets: it separates how closely the student fits its teacher from
+how well that fit carries to new drives (the held-out number mixes both). Runs are cached in
 benchmarks/measured/pseudo_labels.json (a killed benchmark resumes), and the table goes to RESULTS.md whatever it
 shows. CPU: OMP_NUM_THREADS=1, one training at a time.
 """
@@ -88,8 +91,24 @@ def trainer_for(data, split, logs, name, seed, steps, labels=None, weight=0.1):
                          "--no_cuda", "--automask_warmup", int(0.3 * steps), *extra])
 
 
+SEEN_FRAMES = 50
+
+
+def seen_split(data: Path, split: Path) -> Path:
+    """A split whose test lines are SEEN_FRAMES target frames of the train split (evenly spread), with their GT."""
+    from monodepth2_geopt.gt_depth import export_gt_depths
+    out = Path(data) / "seen_splits"
+    if not (out / "gt_depths.npz").is_file():
+        lines = [ln for ln in readlines(Path(split) / "train_files.txt") if ln.strip()]
+        picks = [lines[round(i * (len(lines) - 1) / (SEEN_FRAMES - 1))] for i in range(min(SEEN_FRAMES, len(lines)))]
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "test_files.txt").write_text("\n".join(picks) + "\n")
+        export_gt_depths(data, out, "depth_png", overwrite=True)
+    return out
+
+
 def held_out(data, split, weights=None, disps=None) -> dict:
-    """abs_rel and a1 on the test drives, median-scaled and lsqr-aligned."""
+    """abs_rel and a1 on the test lines of ``split`` (the held-out drives), median-scaled and lsqr-aligned."""
     out = {}
     for align in ("median", "lsqr"):
         args = ["--eval_split", split, "--data_path", data, "--png", "--eval_mono", "--align", align,
@@ -111,13 +130,15 @@ def teacher_metrics(data, split, tmp: Path, kind: str) -> dict:
     return held_out(data, split, disps=path)
 
 
-def run(world, logs, labels, seed, steps, condition, weight=0.1):
+def run(world, logs, labels, seed, steps, condition, weight=0.1, seen=False):
     data, split = world
     trainer = trainer_for(data, split, logs, f"{condition}_{seed}", seed, steps,
                           labels.get(condition), weight)
     stats = train_steps(trainer, steps)
     out = {"metrics": held_out(data, split, weights=stats["weights"]), "seconds": stats["seconds"],
            "last_loss": stats["last_loss"], "machine": common.machine()}
+    if seen:
+        out["seen"] = held_out(data, seen_split(data, split), weights=stats["weights"])
     shutil.rmtree(Path(logs) / f"{condition}_{seed}")  # checkpoints are ~0.3 GB each
     print(condition, seed, out, flush=True)
     return out
@@ -223,6 +244,9 @@ def main():
     p.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS,
                    help="a subset (with 'none', the control) gets its own RESULTS.md section")
     p.add_argument("--pseudo_label_weight", type=float, default=0.1, help="train.py's --pseudo_label_weight")
+    p.add_argument("--seen_frames", action="store_true",
+                   help=f"also evaluate each run on {SEEN_FRAMES} frames it was trained on (its own cache entries "
+                        "and RESULTS.md section)")
     args = p.parse_args()
     if "none" not in args.conditions:
         p.error("--conditions must include none (the control every condition is compared with)")
@@ -241,6 +265,8 @@ def main():
     tag = f"{WIDTH}x{HEIGHT}_steps{args.steps}_teacher{args.teacher_steps}"
     if (args.drives, args.frames) != (8, 25):  # the default world has no suffix (the first measured runs)
         tag += f"_d{args.drives}x{args.frames}"
+    if args.seen_frames:  # new runs, evaluated twice; the runs cached without it are not mixed in
+        tag += "_seen"
     base_tag = tag  # runs without labels (none) and the teachers do not depend on the weight
     if args.pseudo_label_weight != 0.1:
         tag += f"_w{args.pseudo_label_weight:g}"
@@ -255,6 +281,9 @@ def main():
         for kind in ("noisy", "perfect"):
             if f"{base_tag}/teacher_{kind}" not in cache:
                 common.update_json(cache_path, f"{base_tag}/teacher_{kind}", teacher_metrics(data, split, tmp, kind))
+            if args.seen_frames and f"{base_tag}/teacher_{kind}_seen" not in cache:
+                common.update_json(cache_path, f"{base_tag}/teacher_{kind}_seen",
+                                   teacher_metrics(data, seen_split(data, split), tmp, kind))
         model_labels = root / "labels_model"
         if "model" in conditions and (not (model_labels / pl.MANIFEST_NAME).is_file()
                                       or f"{base_tag}/teacher_model" not in cache):
@@ -277,7 +306,8 @@ def main():
             for condition in conditions:
                 if key(seed, condition) not in common.read_json(cache_path):
                     common.update_json(cache_path, key(seed, condition),
-                                       run(world, logs, labels, seed, args.steps, condition, args.pseudo_label_weight))
+                                       run(world, logs, labels, seed, args.steps, condition, args.pseudo_label_weight,
+                                           args.seen_frames))
     cache = common.read_json(cache_path)
     rows = []
     for condition in conditions:
@@ -289,6 +319,15 @@ def main():
                        for m in ("abs_rel", "a1")),
                      " / ".join(f"{r['median']['abs_rel']:.3f}" for r in runs),
                      f"{t['median']['abs_rel']:.3f} / {t['lsqr']['abs_rel']:.3f}" if t else "-"])
+    seen_rows = []
+    if args.seen_frames:  # the same runs on frames they were trained on
+        for condition in conditions:
+            runs = [cache[key(s, condition)]["seen"] for s in args.seeds]
+            t = cache.get(f"{base_tag}/teacher_{condition}_seen")
+            seen_rows.append([condition, *(common.mean_sd([r[align][m] for r in runs], ".3f")
+                                           for align in ("median", "lsqr") for m in ("abs_rel", "a1")),
+                              " / ".join(f"{r['lsqr']['abs_rel']:.3f}" for r in runs),
+                              f"{t['median']['abs_rel']:.3f} / {t['lsqr']['abs_rel']:.3f}" if t else "-"])
     untrained = cache[f"{base_tag}/untrained"]
     rows.insert(0, ["untrained (seed 0's initialisation)", f"{untrained['median']['abs_rel']:.3f}",
                     f"{untrained['median']['a1']:.3f}", f"{untrained['lsqr']['abs_rel']:.3f}",
@@ -307,6 +346,13 @@ def main():
                         "lsqr abs_rel "
                         f"{statistics.mean(lsqr):.3f} vs {t_lsqr:.3f} ({gap:+.3f}): "
                         f"{'reaches' if gap <= REACH_MARGIN else 'does not reach'} it within {REACH_MARGIN}")
+        if args.seen_frames and condition in ("noisy", "perfect"):
+            seen = [cache[key(s, condition)]["seen"]["lsqr"]["abs_rel"] for s in args.seeds]
+            t_seen = cache[f"{base_tag}/teacher_{condition}_seen"]["lsqr"]["abs_rel"]
+            gap = statistics.mean(seen) - t_seen
+            verdicts[-1] += (f"; on {SEEN_FRAMES} frames it was trained on, lsqr abs_rel {common.mean_sd(seen, '.3f')} "
+                             f"vs the teacher's {t_seen:.3f} ({gap:+.3f}): "
+                             f"{'within' if gap <= REACH_MARGIN else 'not within'} {REACH_MARGIN}")
     n_test = max(1, round(0.2 * args.drives))
     seconds = sum(v.get("seconds", 0) for k, v in cache.items() if k.startswith(tag) and isinstance(v, dict))
     body = (f"M from scratch at {WIDTH}x{HEIGHT}, batch 4, {args.steps} steps per run (the teacher of (c): "
@@ -317,6 +363,11 @@ def main():
             f"short-budget effects.\n\n"
             + common.table(["condition", "abs_rel (median)", "δ<1.25 (median)", "abs_rel (lsqr)", "δ<1.25 (lsqr)",
                             "abs_rel per seed", "teacher's own abs_rel median / lsqr"], rows)
+            + (f"\n\nThe same runs on {SEEN_FRAMES} frames of the train split (target frames they were trained on; "
+               "abs_rel per seed in lsqr here):\n\n"
+               + common.table(["condition", "abs_rel (median)", "δ<1.25 (median)", "abs_rel (lsqr)", "δ<1.25 (lsqr)",
+                               "abs_rel (lsqr) per seed", "teacher's own abs_rel median / lsqr"], seen_rows)
+               if seen_rows else "")
             + "\n\nmean ± sd over seeds. Teachers' own accuracy: (b) its noisy labels of the test frames (median "
               "scaling cannot undo their shift; lsqr can), (c) the teacher model, (d) the exact disparity.\n\n"
             + "\n".join(f"- {v}" for v in verdicts)
@@ -325,6 +376,8 @@ def main():
               f"before the runs.\n")
     section = SECTION if conditions == list(CONDITIONS) else (
         f"{SECTION}: {', '.join(conditions)}, {args.steps} steps, weight {args.pseudo_label_weight:g}")
+    if args.seen_frames:
+        section += ", held-out and trained frames"
     if not args.no_write:
         common.write_section(section, body, common.command_line(),
                              common.machines_of(cache[key(s, c)] for s in args.seeds for c in conditions))

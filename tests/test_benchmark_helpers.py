@@ -174,3 +174,21 @@ def test_report_only_names_the_first_learned_run_missing_from_the_cache_and_trai
 def test_the_machine_line_names_the_runs_machines():
     assert common.machines_of([{"machine": "B"}, {"machine": "A"}, {}]) == "runs from A / B / not recorded"
     assert common.machines_of([{"machine": "A"}, {"machine": "A"}]) == "A"
+
+
+def test_seen_frames_are_train_targets_spread_over_the_split_with_their_own_ground_truth(tmp_path, monkeypatch):
+    import bench_pseudo_labels as b
+    split = tmp_path / "splits"
+    split.mkdir()
+    train = [f"drive_{d} {i} l" for d in range(4) for i in range(1, 31)]  # 120 lines
+    (split / "train_files.txt").write_text("\n".join(train) + "\n")
+    (split / "test_files.txt").write_text("drive_9 5 l\n")
+    exported = []
+    monkeypatch.setattr("monodepth2_geopt.gt_depth.export_gt_depths",
+                        lambda data, out, source, overwrite=False: exported.append((Path(out), source)))
+    out = b.seen_split(tmp_path / "data", split)
+    picks = (out / "test_files.txt").read_text().split("\n")[:-1]
+    assert len(picks) == b.SEEN_FRAMES == 50 and len(set(picks)) == 50
+    assert picks[0] == train[0] and picks[-1] == train[-1] and all(p in train for p in picks)
+    assert {p.split()[0] for p in picks} == {f"drive_{d}" for d in range(4)}  # every drive, not the first ones
+    assert exported == [(out, "depth_png")] and out != split  # the held-out split's GT is left alone
