@@ -100,7 +100,8 @@ def seen_split(data: Path, split: Path) -> Path:
     out = Path(data) / "seen_splits"
     if not (out / "gt_depths.npz").is_file():
         lines = [ln for ln in readlines(Path(split) / "train_files.txt") if ln.strip()]
-        picks = [lines[round(i * (len(lines) - 1) / (SEEN_FRAMES - 1))] for i in range(min(SEEN_FRAMES, len(lines)))]
+        n = min(SEEN_FRAMES, len(lines))
+        picks = [lines[round(i * (len(lines) - 1) / max(n - 1, 1))] for i in range(n)]
         out.mkdir(parents=True, exist_ok=True)
         (out / "test_files.txt").write_text("\n".join(picks) + "\n")
         export_gt_depths(data, out, "depth_png", overwrite=True)
@@ -309,25 +310,22 @@ def main():
                                        run(world, logs, labels, seed, args.steps, condition, args.pseudo_label_weight,
                                            args.seen_frames))
     cache = common.read_json(cache_path)
+    def row(condition, runs, teacher, per_seed):
+        """A table row: mean ± sd of each metric over seeds, the per-seed abs_rel (``per_seed`` alignment), the
+        teacher's own."""
+        return [condition, *(common.mean_sd([r[align][m] for r in runs], ".3f") for align in ("median", "lsqr")
+                             for m in ("abs_rel", "a1")),
+                " / ".join(f"{r[per_seed]['abs_rel']:.3f}" for r in runs),
+                f"{teacher['median']['abs_rel']:.3f} / {teacher['lsqr']['abs_rel']:.3f}" if teacher else "-"]
+
     rows = []
     for condition in conditions:
-        runs = [cache[key(s, condition)]["metrics"] for s in args.seeds]
         teacher = cache.get(f"{base_tag}/teacher_{condition}")
-        t = teacher["metrics"] if teacher and "metrics" in teacher else teacher
-        rows.append([condition,
-                     *(common.mean_sd([r[align][m] for r in runs], ".3f") for align in ("median", "lsqr")
-                       for m in ("abs_rel", "a1")),
-                     " / ".join(f"{r['median']['abs_rel']:.3f}" for r in runs),
-                     f"{t['median']['abs_rel']:.3f} / {t['lsqr']['abs_rel']:.3f}" if t else "-"])
-    seen_rows = []
-    if args.seen_frames:  # the same runs on frames they were trained on
-        for condition in conditions:
-            runs = [cache[key(s, condition)]["seen"] for s in args.seeds]
-            t = cache.get(f"{base_tag}/teacher_{condition}_seen")
-            seen_rows.append([condition, *(common.mean_sd([r[align][m] for r in runs], ".3f")
-                                           for align in ("median", "lsqr") for m in ("abs_rel", "a1")),
-                              " / ".join(f"{r['lsqr']['abs_rel']:.3f}" for r in runs),
-                              f"{t['median']['abs_rel']:.3f} / {t['lsqr']['abs_rel']:.3f}" if t else "-"])
+        rows.append(row(condition, [cache[key(s, condition)]["metrics"] for s in args.seeds],
+                        teacher["metrics"] if teacher and "metrics" in teacher else teacher, "median"))
+    seen_rows = [row(condition, [cache[key(s, condition)]["seen"] for s in args.seeds],  # frames they trained on
+                     cache.get(f"{base_tag}/teacher_{condition}_seen"), "lsqr")
+                 for condition in conditions] if args.seen_frames else []
     untrained = cache[f"{base_tag}/untrained"]
     rows.insert(0, ["untrained (seed 0's initialisation)", f"{untrained['median']['abs_rel']:.3f}",
                     f"{untrained['median']['a1']:.3f}", f"{untrained['lsqr']['abs_rel']:.3f}",
